@@ -1,0 +1,258 @@
+#include "core/xml/xml_stream_parser_expat.h"
+
+#include <expat.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace xc {
+
+const char* XmlFaultName(XmlFault fault) {
+  switch (fault) {
+    case XmlFault::kNone:
+      return "none";
+    case XmlFault::kNotWellFormed:
+      return "not-well-formed";
+    case XmlFault::kRestrictedXml:
+      return "restricted-xml";
+    case XmlFault::kPolicyViolation:
+      return "policy-violation";
+    case XmlFault::kBadNamespacePrefix:
+      return "bad-namespace-prefix";
+    case XmlFault::kUnsupportedEncoding:
+      return "unsupported-encoding";
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr char kSep = ' ';
+constexpr size_t kFeedSlice = 8192;  // bounds how far past a size limit a single chunk can go
+
+struct QName {
+  std::string ns, local, prefix;
+};
+
+// expat (namespace triplet mode) names: "uri local prefix", "uri local" or "local".
+QName SplitName(const XML_Char* raw) {
+  QName q;
+  absl::string_view s(raw);
+  size_t a = s.find(kSep);
+  if (a == absl::string_view::npos) {
+    q.local = std::string(s);
+    return q;
+  }
+  q.ns = std::string(s.substr(0, a));
+  absl::string_view rest = s.substr(a + 1);
+  size_t b = rest.find(kSep);
+  if (b == absl::string_view::npos) {
+    q.local = std::string(rest);
+  } else {
+    q.local = std::string(rest.substr(0, b));
+    q.prefix = std::string(rest.substr(b + 1));
+  }
+  return q;
+}
+
+class ExpatXmlStreamParser final : public XmlStreamParser {
+ public:
+  ExpatXmlStreamParser(XmlStreamHandler* handler, XmlLimits limits)
+      : handler_(handler), limits_(limits) {
+    Create();
+  }
+  ~ExpatXmlStreamParser() override { XML_ParserFree(parser_); }
+
+  XmlFault Feed(absl::string_view bytes) override {
+    if (fault_ != XmlFault::kNone) return fault_;
+    while (!bytes.empty() && !paused_) {
+      absl::string_view slice = bytes.substr(0, kFeedSlice);
+      bytes.remove_prefix(slice.size());
+      fed_ += slice.size();
+      XML_Status status = XML_Parse(parser_, slice.data(), static_cast<int>(slice.size()), 0);
+      if (fault_ != XmlFault::kNone) return fault_;
+      if (status == XML_STATUS_ERROR) {
+        if (paused_) break;  // Pause() aborts expat on purpose.
+        XML_Error code = XML_GetErrorCode(parser_);
+        XmlFault fault = XmlFault::kNotWellFormed;
+        if (code == XML_ERROR_UNDEFINED_ENTITY || code == XML_ERROR_EXTERNAL_ENTITY_HANDLING) {
+          fault = XmlFault::kRestrictedXml;
+        } else if (code == XML_ERROR_UNKNOWN_ENCODING || code == XML_ERROR_INCORRECT_ENCODING) {
+          fault = XmlFault::kUnsupportedEncoding;
+        }
+        return Fail(fault, XML_ErrorString(code));
+      }
+      if (depth_ >= 2 && fed_ - stanza_start_ > limits_.max_stanza_bytes) {
+        return Fail(XmlFault::kPolicyViolation, "stanza too large");
+      }
+    }
+    return fault_;
+  }
+
+  void Pause() override {
+    if (paused_) return;
+    paused_ = true;
+    XML_StopParser(parser_, XML_FALSE);
+  }
+
+  void Reset() override {
+    XML_ParserFree(parser_);
+    stack_.clear();
+    depth_ = 0;
+    paused_ = false;
+    fault_ = XmlFault::kNone;
+    fault_detail_.clear();
+    Create();
+  }
+
+  void set_limits(const XmlLimits& limits) override { limits_ = limits; }
+  const std::string& fault_detail() const override { return fault_detail_; }
+
+ private:
+  void Create() {
+    parser_ = XML_ParserCreateNS("UTF-8", kSep);
+    XML_SetReturnNSTriplet(parser_, 1);
+    XML_SetUserData(parser_, this);
+    XML_SetElementHandler(parser_, &OnStart, &OnEnd);
+    XML_SetCharacterDataHandler(parser_, &OnText);
+    XML_SetCommentHandler(parser_, &OnComment);
+    XML_SetProcessingInstructionHandler(parser_, &OnProcessingInstruction);
+    XML_SetStartDoctypeDeclHandler(parser_, &OnDoctype);
+    XML_SetEntityDeclHandler(parser_, &OnEntityDecl);
+    XML_SetXmlDeclHandler(parser_, &OnXmlDecl);
+    XML_SetParamEntityParsing(parser_, XML_PARAM_ENTITY_PARSING_NEVER);
+    // Debian's expat defers re-parsing a token split across reads (CVE-2023-52425 mitigation),
+    // which would hold back a stanza until the client sends more bytes. Interactive streams need
+    // every complete stanza at once; the quadratic-time risk it guards against is bounded here
+    // by max_stanza_bytes.
+    XML_SetReparseDeferralEnabled(parser_, XML_FALSE);
+    fed_ = 0;
+    stanza_start_ = 0;
+  }
+
+  XmlFault Fail(XmlFault fault, absl::string_view detail) {
+    if (fault_ == XmlFault::kNone) {
+      fault_ = fault;
+      fault_detail_ = std::string(detail);
+    }
+    XML_StopParser(parser_, XML_FALSE);
+    return fault_;
+  }
+
+  static ExpatXmlStreamParser* Self(void* data) { return static_cast<ExpatXmlStreamParser*>(data); }
+
+  static void OnStart(void* data, const XML_Char* name, const XML_Char** attrs) {
+    ExpatXmlStreamParser* self = Self(data);
+    if (self->fault_ != XmlFault::kNone || self->paused_) return;
+    QName q = SplitName(name);
+    XmlElement element(q.local, q.ns);
+    size_t count = 0;
+    for (const XML_Char** a = attrs; *a; a += 2) {
+      if (++count > self->limits_.max_attributes) {
+        self->Fail(XmlFault::kPolicyViolation, "too many attributes");
+        return;
+      }
+      QName an = SplitName(a[0]);
+      if (an.ns == kNsXml) {
+        element.SetAttribute(absl::StrCat("xml:", an.local), a[1]);
+      } else {
+        element.SetAttribute(an.local, a[1], an.ns);
+      }
+    }
+    if (self->depth_ == 0) {
+      self->depth_ = 1;
+      self->handler_->OnStreamStart(element, q.prefix);
+      return;
+    }
+    if (self->depth_ == 1) {
+      if (!q.prefix.empty() && q.ns == kNsClient) {
+        self->Fail(XmlFault::kBadNamespacePrefix, "prefixed jabber:client element");
+        return;
+      }
+      long index = XML_GetCurrentByteIndex(self->parser_);
+      self->stanza_start_ = index < 0 ? self->fed_ : static_cast<size_t>(index);
+    }
+    if (self->depth_ > self->limits_.max_depth) {
+      self->Fail(XmlFault::kPolicyViolation, "elements nested too deeply");
+      return;
+    }
+    ++self->depth_;
+    self->stack_.push_back(std::move(element));
+  }
+
+  static void OnEnd(void* data, const XML_Char* /*name*/) {
+    ExpatXmlStreamParser* self = Self(data);
+    if (self->fault_ != XmlFault::kNone || self->paused_) return;
+    if (self->depth_ == 1) {
+      self->depth_ = 0;
+      self->handler_->OnStreamEnd();
+      return;
+    }
+    --self->depth_;
+    XmlElement done = std::move(self->stack_.back());
+    self->stack_.pop_back();
+    if (self->stack_.empty()) {
+      long end = XML_GetCurrentByteIndex(self->parser_) + XML_GetCurrentByteCount(self->parser_);
+      if (end >= 0 && static_cast<size_t>(end) - self->stanza_start_ > self->limits_.max_stanza_bytes) {
+        self->Fail(XmlFault::kPolicyViolation, "stanza too large");
+        return;
+      }
+      self->handler_->OnStanza(std::move(done));
+    } else {
+      self->stack_.back().AddChild(std::move(done));
+    }
+  }
+
+  static void OnText(void* data, const XML_Char* text, int len) {
+    ExpatXmlStreamParser* self = Self(data);
+    if (self->fault_ != XmlFault::kNone || self->paused_) return;
+    if (self->stack_.empty()) return;  // whitespace keepalives between stanzas
+    self->stack_.back().AddText(absl::string_view(text, static_cast<size_t>(len)));
+  }
+
+  static void OnComment(void* data, const XML_Char*) {
+    Self(data)->Fail(XmlFault::kRestrictedXml, "comment");
+  }
+  static void OnProcessingInstruction(void* data, const XML_Char*, const XML_Char*) {
+    Self(data)->Fail(XmlFault::kRestrictedXml, "processing instruction");
+  }
+  static void OnDoctype(void* data, const XML_Char*, const XML_Char*, const XML_Char*, int) {
+    Self(data)->Fail(XmlFault::kRestrictedXml, "document type declaration");
+  }
+  static void OnEntityDecl(void* data, const XML_Char*, int, const XML_Char*, int, const XML_Char*,
+                           const XML_Char*, const XML_Char*, const XML_Char*) {
+    Self(data)->Fail(XmlFault::kRestrictedXml, "entity declaration");
+  }
+  static void OnXmlDecl(void* data, const XML_Char* /*version*/, const XML_Char* encoding,
+                        int standalone) {
+    ExpatXmlStreamParser* self = Self(data);
+    if (encoding != nullptr && !absl::EqualsIgnoreCase(encoding, "UTF-8")) {
+      self->Fail(XmlFault::kUnsupportedEncoding, "encoding other than UTF-8");
+    } else if (standalone == 0) {
+      self->Fail(XmlFault::kRestrictedXml, "standalone='no'");
+    }
+  }
+
+  XmlStreamHandler* handler_;
+  XmlLimits limits_;
+  XML_Parser parser_ = nullptr;
+  std::vector<XmlElement> stack_;
+  size_t depth_ = 0;
+  size_t fed_ = 0;           // bytes given to expat since the last reset
+  size_t stanza_start_ = 0;  // stream byte offset where the current depth-1 element began
+  bool paused_ = false;
+  XmlFault fault_ = XmlFault::kNone;
+  std::string fault_detail_;
+};
+
+}  // namespace
+
+std::unique_ptr<XmlStreamParser> NewExpatXmlStreamParser(XmlStreamHandler* handler,
+                                                         XmlLimits limits) {
+  return std::make_unique<ExpatXmlStreamParser>(handler, limits);
+}
+
+}  // namespace xc
