@@ -148,6 +148,10 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
     ExpatXmlStreamParser* self = Self(data);
     if (self->fault_ != XmlFault::kNone || self->paused_) return;
     QName q = SplitName(name);
+    if (q.ns == kNsXml) {  // the reserved xml namespace holds attributes, never elements
+      self->Fail(XmlFault::kNotWellFormed, "element in the xml namespace");
+      return;
+    }
     XmlElement element(q.local, q.ns);
     size_t count = 0;
     for (const XML_Char** a = attrs; *a; a += 2) {

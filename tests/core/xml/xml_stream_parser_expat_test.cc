@@ -151,6 +151,8 @@ INSTANTIATE_TEST_SUITE_P(
         FaultCase{"too_many_attributes",
                   std::string(kHeader) + "<a b='1' c='1' d='1' e='1' f='1' g='1' h='1' i='1' j='1'/>",
                   XmlFault::kPolicyViolation},
+        FaultCase{"xml_namespace_element", std::string(kHeader) + "<xml:langiq/>",
+                  XmlFault::kNotWellFormed},
         FaultCase{"bad_utf8", std::string(kHeader) + "<message>\xff\xfe</message>",
                   XmlFault::kNotWellFormed}),
     [](const ::testing::TestParamInfo<FaultCase>& info) { return std::string(info.param.name); });

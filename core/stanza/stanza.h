@@ -1,0 +1,33 @@
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/xml/xml_element.h"
+
+namespace xc {
+
+enum class StanzaKind { kUnknown, kMessage, kPresence, kIq };
+
+// message / presence / iq in jabber:client, or kUnknown.
+StanzaKind KindOf(const XmlElement& element);
+const char* StanzaKindName(StanzaKind kind);
+
+bool IsErrorStanza(const XmlElement& stanza);
+
+enum class IqType { kGet, kSet, kResult, kError };
+std::optional<IqType> ParseIqType(absl::string_view type);
+
+// The single payload child of an IQ get/set. RFC 6120 §8.2.3: exactly one child, else
+// bad-request.
+absl::StatusOr<const XmlElement*> IqPayload(const XmlElement& iq);
+
+// An empty IQ result answering `request` (to = its from, from = its to, same id).
+XmlElement MakeIqResult(const XmlElement& request);
+
+// Sets `name` to `value`, or removes it when `value` is empty.
+void SetOrRemoveAttribute(XmlElement* element, absl::string_view name, absl::string_view value);
+
+}  // namespace xc
