@@ -1,0 +1,33 @@
+#pragma once
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace xc {
+
+enum class ScramHash { kSha1, kSha256 };
+
+// What the server keeps for a password (RFC 5802 §3): never the password itself.
+struct ScramCredentials {
+  std::string salt;  // raw bytes
+  int iterations = 4096;
+  std::string stored_key;  // H(ClientKey)
+  std::string server_key;  // HMAC(SaltedPassword, "Server Key")
+};
+
+ScramCredentials DeriveScramCredentials(ScramHash hash, absl::string_view password,
+                                        absl::string_view salt, int iterations);
+// With a fresh random 16-byte salt.
+ScramCredentials NewScramCredentials(ScramHash hash, absl::string_view password,
+                                     int iterations = 4096);
+
+// Checks a plaintext password (SASL PLAIN) against stored credentials, in constant time.
+bool VerifyPasswordAgainstScram(ScramHash hash, const ScramCredentials& credentials,
+                                absl::string_view password);
+
+// "iterations,base64(salt),base64(stored_key),base64(server_key)" and back.
+std::string EncodeScramCredentials(const ScramCredentials& credentials);
+bool DecodeScramCredentials(absl::string_view text, ScramCredentials* out);
+
+}  // namespace xc

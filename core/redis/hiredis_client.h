@@ -1,0 +1,31 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "core/redis/redis_client.h"
+
+namespace xc {
+
+struct RedisConnectionOptions {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string password;  // AUTH when set
+  std::string user;      // ACL user, with password
+  absl::Duration connect_timeout = absl::Seconds(2);
+  absl::Duration command_timeout = absl::Seconds(2);
+};
+
+struct RedisPoolOptions {
+  int max_idle = 16;  // connections kept open between calls
+};
+
+// Parses "host:port" (or "host", port 6379).
+absl::StatusOr<RedisConnectionOptions> ParseRedisAddress(absl::string_view address);
+
+// A RedisClient over hiredis' blocking API with a pool of connections; a call borrows one.
+std::unique_ptr<RedisClient> NewHiredisClient(RedisConnectionOptions options,
+                                              RedisPoolOptions pool = {});
+
+}  // namespace xc
