@@ -1,0 +1,16 @@
+#pragma once
+
+#include "absl/time/time.h"
+
+namespace xc {
+
+// SIGTERM / SIGINT handling for service mains: installs the handlers; WaitForShutdown blocks
+// until a signal arrives (or RequestShutdown is called) and returns.
+void InstallShutdownHandlers();
+void WaitForShutdown();
+bool ShutdownRequested();
+void RequestShutdown();
+// Sleeps up to `d`, returning early (true) when shutdown was requested.
+bool SleepUnlessShutdown(absl::Duration d);
+
+}  // namespace xc

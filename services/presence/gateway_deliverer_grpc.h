@@ -1,0 +1,14 @@
+#pragma once
+
+#include <memory>
+
+#include "core/redis/redis_client.h"
+#include "services/presence/gateway_deliverer.h"
+
+namespace xc {
+
+// GatewayDeliverer over gRPC; gateway addresses come from the registry in Redis (each gateway
+// registers id → address) and channels are cached per gateway.
+std::unique_ptr<GatewayDeliverer> NewGrpcGatewayDeliverer(RedisClient* redis);
+
+}  // namespace xc

@@ -1,0 +1,54 @@
+// Roster service: rosters and the subscription state machine (RFC 6121 §2, §3).
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "core/base/log.h"
+#include "core/grpc/grpc_util.h"
+#include "core/redis/hiredis_client.h"
+#include "core/service/shutdown.h"
+#include "grpcpp/grpcpp.h"
+#include "services/roster/roster_grpc_service.h"
+#include "services/roster/roster_processor.h"
+#include "services/roster/roster_store_redis.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:7101", "gRPC listen address");
+ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "Redis address host:port");
+ABSL_FLAG(std::string, redis_password, "", "Redis AUTH password (or env XC_REDIS_PASSWORD)");
+ABSL_FLAG(std::string, router, "127.0.0.1:7102", "presence router gRPC target");
+ABSL_FLAG(int, max_roster_items, 2000, "roster size limit per user");
+ABSL_FLAG(int, max_pending_requests, 500, "stored subscription requests per user");
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  xc::InstallShutdownHandlers();
+  absl::StatusOr<xc::RedisConnectionOptions> redis_options =
+      xc::ParseRedisAddress(absl::GetFlag(FLAGS_redis));
+  XC_CHECK(redis_options.ok()) << redis_options.status();
+  redis_options->password = absl::GetFlag(FLAGS_redis_password);
+  if (const char* env = std::getenv("XC_REDIS_PASSWORD"); env && redis_options->password.empty()) {
+    redis_options->password = env;
+  }
+  std::unique_ptr<xc::RedisClient> redis = xc::NewHiredisClient(*redis_options);
+  std::unique_ptr<xc::RosterStore> store = xc::NewRedisRosterStore(redis.get());
+  xc::RosterLimits limits;
+  limits.max_items = static_cast<size_t>(absl::GetFlag(FLAGS_max_roster_items));
+  limits.max_pending = static_cast<size_t>(absl::GetFlag(FLAGS_max_pending_requests));
+  xc::RosterProcessor processor(store.get(), limits);
+  auto router = xmpp::presence::v1::PresenceRouter::NewStub(
+      xc::NewServiceChannel(absl::GetFlag(FLAGS_router)));
+  xc::RosterGrpcService service(&processor, router.get());
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  XC_CHECK(server != nullptr && port != 0) << "cannot listen on " << absl::GetFlag(FLAGS_listen);
+  XC_LOG(INFO) << "roster service listening on " << absl::GetFlag(FLAGS_listen);
+  xc::WaitForShutdown();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  XC_LOG(INFO) << "roster service stopped";
+  return 0;
+}

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <memory>
+
+#include "proto/xmpp/presence/v1/presence.grpc.pb.h"
+#include "proto/xmpp/roster/v1/roster.grpc.pb.h"
+#include "services/roster/roster_processor.h"
+
+namespace xc {
+
+// The RosterService gRPC surface: runs the processor, hands the effects to the presence router
+// (retrying within a bound), then answers. `processor` and `router` must outlive it.
+class RosterGrpcService final : public xmpp::roster::v1::RosterService::Service {
+ public:
+  RosterGrpcService(RosterProcessor* processor, xmpp::presence::v1::PresenceRouter::StubInterface* router)
+      : processor_(processor), router_(router) {}
+
+  grpc::Status HandleRosterIq(grpc::ServerContext* context,
+                              const xmpp::roster::v1::RosterIqRequest* request,
+                              xmpp::roster::v1::RosterIqResponse* response) override;
+  grpc::Status HandleSubscription(grpc::ServerContext* context,
+                                  const xmpp::roster::v1::SubscriptionRequest* request,
+                                  xmpp::roster::v1::SubscriptionResponse* response) override;
+
+ private:
+  absl::Status DispatchEffects(const RosterOutput& output);
+
+  RosterProcessor* processor_;
+  xmpp::presence::v1::PresenceRouter::StubInterface* router_;
+};
+
+}  // namespace xc

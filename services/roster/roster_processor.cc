@@ -1,0 +1,490 @@
+#include "services/roster/roster_processor.h"
+
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/base/random.h"
+#include "core/stanza/errors.h"
+#include "core/stanza/namespaces.h"
+#include "core/stanza/presence.h"
+#include "core/stanza/roster.h"
+#include "core/stanza/stanza.h"
+#include "core/xml/xml_serializer.h"
+#include "proto/xmpp/store/v1/records.pb.h"
+
+namespace xc {
+namespace {
+
+using xmpp::presence::v1::Audience;
+using xmpp::presence::v1::Effect;
+using xmpp::store::v1::RosterItemRecord;
+
+constexpr int kMaxCasAttempts = 16;
+
+SubscriptionState StateOf(const RosterItemRecord& r) {
+  SubscriptionState s;
+  s.to = r.to();
+  s.from = r.from();
+  s.pending_out = r.pending_out();
+  s.pending_in = r.pending_in();
+  s.approved = r.approved();
+  return s;
+}
+
+void ApplyState(const SubscriptionState& s, RosterItemRecord* r) {
+  r->set_to(s.to);
+  r->set_from(s.from);
+  r->set_pending_out(s.pending_out);
+  r->set_pending_in(s.pending_in);
+  r->set_approved(s.approved);
+}
+
+// What a client can see of an entry; a push is due exactly when this changes (A.1, A7).
+std::string VisibleKey(const std::optional<RosterItemRecord>& r) {
+  if (!r || !r->in_roster()) return "";
+  std::string key = absl::StrCat("1|", r->name(), "|", r->to(), r->from(), r->pending_out(),
+                                 r->approved());
+  for (const std::string& g : r->groups()) absl::StrAppend(&key, "|", g);
+  return key;
+}
+
+// An entry that says nothing any more is deleted rather than stored.
+bool IsEmpty(const RosterItemRecord& r) {
+  return !r.in_roster() && !r.to() && !r.from() && !r.pending_out() && !r.pending_in() &&
+         !r.approved();
+}
+
+RosterItem ToItem(const std::string& contact, const RosterItemRecord& r) {
+  RosterItem item;
+  absl::StatusOr<Jid> jid = Jid::Parse(contact);
+  if (jid.ok()) item.jid = *jid;
+  item.name = r.name();
+  item.subscription = SubscriptionOf(StateOf(r));
+  item.ask = r.pending_out();
+  item.approved = r.approved();
+  item.groups.assign(r.groups().begin(), r.groups().end());
+  return item;
+}
+
+XmlElement MakePushIq(const std::string& contact, const RosterItemRecord* record,
+                      int64_t version) {
+  XmlElement iq("iq", std::string(kNsClient));
+  iq.SetAttribute("type", "set");
+  iq.SetAttribute("id", absl::StrCat("push", RandomId(10)));
+  XmlElement& query = iq.AddChild("query", std::string(kNsRoster));
+  query.SetAttribute("ver", std::to_string(version));
+  if (record != nullptr) {
+    query.AddChild(SerializeRosterItem(ToItem(contact, *record)));
+  } else {
+    XmlElement& item = query.AddChild("item", std::string(kNsRoster));
+    item.SetAttribute("jid", contact);
+    item.SetAttribute("subscription", "remove");
+  }
+  return iq;
+}
+
+void SetStanza(const XmlElement& xml, xmpp::stanza::v1::Stanza* s) {
+  StanzaKind kind = KindOf(xml);
+  s->set_kind(kind == StanzaKind::kPresence ? xmpp::stanza::v1::KIND_PRESENCE
+              : kind == StanzaKind::kIq     ? xmpp::stanza::v1::KIND_IQ
+                                            : xmpp::stanza::v1::KIND_MESSAGE);
+  s->set_type(xml.Attribute("type"));
+  s->set_from(xml.Attribute("from"));
+  s->set_to(xml.Attribute("to"));
+  s->set_id(xml.Attribute("id"));
+  s->set_xml(SerializeXml(xml));
+}
+
+void AddDelivery(const std::string& to, Audience audience, const XmlElement& xml,
+                 bool address_each, RosterOutput* out) {
+  Effect& e = out->effects.emplace_back();
+  xmpp::presence::v1::Delivery* d = e.mutable_delivery();
+  d->set_to(to);
+  d->set_audience(audience);
+  d->set_address_each_recipient(address_each);
+  SetStanza(xml, d->mutable_stanza());
+}
+
+void AddPush(const Jid& user, const std::string& contact, const RosterItemRecord* record,
+             int64_t version, RosterOutput* out) {
+  AddDelivery(user.BareString(), xmpp::presence::v1::AUDIENCE_INTERESTED,
+              MakePushIq(contact, record, version), /*address_each=*/true, out);
+}
+
+void AddSnapshot(const Jid& from, const Jid& to, bool unavailable, RosterOutput* out) {
+  Effect& e = out->effects.emplace_back();
+  xmpp::presence::v1::PresenceSnapshot* p = e.mutable_presence_snapshot();
+  p->set_from_bare(from.BareString());
+  p->set_to_bare(to.BareString());
+  p->set_unavailable(unavailable);
+}
+
+XmlElement SubscriptionStanza(const Jid& from, const Jid& to, SubscriptionVerb verb) {
+  XmlElement p("presence", std::string(kNsClient));
+  p.SetAttribute("from", from.BareString());
+  p.SetAttribute("to", to.BareString());
+  p.SetAttribute("type", VerbName(verb));
+  p.SetAttribute("id", RandomId(12));
+  return p;
+}
+
+std::optional<SubscriptionVerb> VerbOf(absl::string_view type) {
+  if (type == "subscribe") return SubscriptionVerb::kSubscribe;
+  if (type == "subscribed") return SubscriptionVerb::kSubscribed;
+  if (type == "unsubscribe") return SubscriptionVerb::kUnsubscribe;
+  if (type == "unsubscribed") return SubscriptionVerb::kUnsubscribed;
+  return std::nullopt;
+}
+
+// One planned change of one entry, decided from what is stored now.
+struct Change {
+  std::optional<RosterItemRecord> next;
+  PendingOp pending = PendingOp::kKeep;
+  std::string pending_xml;
+  bool force_version = false;  // a roster set always yields a push
+};
+
+struct Applied {
+  std::optional<RosterItemRecord> before;
+  std::optional<RosterItemRecord> after;
+  bool pushed = false;
+  int64_t version = 0;
+};
+
+// Read, decide, compare-and-swap; on a lost race decide again from the fresh value.
+absl::StatusOr<Applied> Mutate(
+    RosterStore* store, const Jid& user, const std::string& contact, size_t max_pending,
+    const std::function<absl::StatusOr<Change>(const std::optional<RosterItemRecord>&)>& decide) {
+  const std::string owner = user.BareString();
+  for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
+    absl::StatusOr<std::optional<std::string>> raw = store->GetItem(owner, contact);
+    if (!raw.ok()) return raw.status();
+    std::optional<RosterItemRecord> before;
+    if (raw->has_value()) {
+      before.emplace();
+      if (!before->ParseFromString(**raw)) return absl::DataLossError("unreadable roster entry");
+    }
+    absl::StatusOr<Change> change = decide(before);
+    if (!change.ok()) return change.status();
+    if (change->next && IsEmpty(*change->next)) change->next.reset();
+    Applied applied;
+    applied.before = before;
+    applied.after = change->next;
+    applied.pushed = change->force_version || VisibleKey(before) != VisibleKey(change->next);
+    ItemWrite write;
+    write.expected = *raw;
+    if (change->next) write.next = change->next->SerializeAsString();
+    write.bump_version = applied.pushed;
+    write.pending = change->pending;
+    write.pending_xml = change->pending_xml;
+    write.max_pending = max_pending;
+    bool unchanged = write.expected == write.next && change->pending == PendingOp::kKeep &&
+                     !applied.pushed;
+    if (unchanged) return applied;
+    absl::StatusOr<int64_t> version = store->WriteItem(owner, contact, write);
+    if (version.ok()) {
+      applied.version = *version;
+      return applied;
+    }
+    if (version.status().code() != absl::StatusCode::kAborted) return version.status();
+  }
+  return absl::UnavailableError("roster entry too contended");
+}
+
+XmlElement ErrorReply(const XmlElement& request, const absl::Status& status) {
+  return MakeErrorReply(request, StanzaErrorConditionOf(status), status.message());
+}
+
+}  // namespace
+
+absl::StatusOr<RosterOutput> RosterProcessor::HandleRosterIq(const Jid& session,
+                                                             const XmlElement& iq) {
+  RosterOutput out;
+  const XmlElement* query = iq.FindChild("query", kNsRoster);
+  std::optional<IqType> type = ParseIqType(iq.Attribute("type"));
+  absl::Status status;
+  if (query == nullptr || !type || (*type != IqType::kGet && *type != IqType::kSet)) {
+    status = StanzaErrorStatus(StanzaErrorCondition::kBadRequest, "not a roster get or set");
+  } else if (std::string to = iq.Attribute("to"); !to.empty() && to != session.BareString()) {
+    // §2.1.5: only the owner reads or writes a roster.
+    absl::StatusOr<Jid> to_jid = Jid::Parse(to);
+    if (!to_jid.ok() || to_jid->ToString() != session.BareString()) {
+      status = StanzaErrorStatus(StanzaErrorCondition::kForbidden, "not your roster");
+    }
+  }
+  if (status.ok()) {
+    status = *type == IqType::kGet ? HandleGet(session, iq, *query, &out)
+                                   : HandleSet(session, iq, *query, &out);
+  }
+  if (!status.ok()) {
+    if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
+        absl::IsInternal(status) || absl::IsDataLoss(status)) {
+      return status;  // infrastructure: the caller retries or answers internal-server-error
+    }
+    out.effects.clear();
+    out.replies.push_back(ErrorReply(iq, status));
+  }
+  return out;
+}
+
+absl::Status RosterProcessor::HandleGet(const Jid& session, const XmlElement& iq,
+                                        const XmlElement& query, RosterOutput* out) {
+  if (query.ElementCount() != 0) {
+    return StanzaErrorStatus(StanzaErrorCondition::kBadRequest, "roster get with items (A17)");
+  }
+  const std::string owner = session.BareString();
+  XmlElement result = MakeIqResult(iq);
+  result.RemoveAttribute("from");
+  // §2.6: a known older version is answered with an empty result and interim pushes, unless
+  // the full roster is smaller.
+  int64_t client_ver = -1;
+  if (const std::string* ver = query.FindAttribute("ver");
+      ver != nullptr && !ver->empty() && absl::SimpleAtoi(*ver, &client_ver) && client_ver >= 0) {
+    absl::StatusOr<std::pair<int64_t, std::vector<RosterChange>>> changes =
+        store_->ChangesSince(owner, client_ver);
+    if (!changes.ok()) return changes.status();
+    const auto& [current, list] = *changes;
+    if (client_ver <= current) {
+      absl::StatusOr<int64_t> entries = store_->EntryCount(owner);
+      if (!entries.ok()) return entries.status();
+      if (list.size() <= static_cast<size_t>(*entries) || list.empty()) {
+        out->replies.push_back(result);
+        for (const RosterChange& c : list) {
+          RosterItemRecord record;
+          bool visible = c.record && record.ParseFromString(*c.record) && record.in_roster();
+          XmlElement push = MakePushIq(c.contact, visible ? &record : nullptr, c.version);
+          push.SetAttribute("to", session.ToString());
+          out->replies.push_back(std::move(push));
+        }
+        return absl::OkStatus();
+      }
+    }
+  }
+  absl::StatusOr<StoredRoster> roster = store_->ReadRoster(owner);
+  if (!roster.ok()) return roster.status();
+  RosterQuery reply;
+  reply.ver = std::to_string(roster->version);
+  for (const auto& [contact, raw] : roster->items) {
+    RosterItemRecord record;
+    if (!record.ParseFromString(raw) || !record.in_roster()) continue;  // pending-in only (A.1)
+    reply.items.push_back(ToItem(contact, record));
+  }
+  result.AddChild(SerializeRosterQuery(reply));
+  out->replies.push_back(std::move(result));
+  return absl::OkStatus();
+}
+
+absl::Status RosterProcessor::HandleSet(const Jid& session, const XmlElement& iq,
+                                        const XmlElement& query, RosterOutput* out) {
+  if (query.ElementCount() != 1 || query.Children("item", kNsRoster).size() != 1) {
+    return StanzaErrorStatus(StanzaErrorCondition::kBadRequest, "a roster set has exactly one item");
+  }
+  absl::StatusOr<RosterQuery> parsed = ParseRosterQuery(query);
+  if (!parsed.ok()) return parsed.status();
+  RosterItem item = parsed->items[0];
+  if (item.jid.is_full()) item.jid = item.jid.Bare();  // A16
+  if (item.jid.BareString() == session.BareString()) {
+    return StanzaErrorStatus(StanzaErrorCondition::kNotAllowed, "own JID in roster (A15)");
+  }
+  if (item.subscription == Subscription::kRemove) return HandleRemove(session, iq, item.jid, out);
+  // §2.1.2: ask, approved and any subscription but remove are ignored.
+  std::set<std::string> seen;
+  for (const std::string& g : item.groups) {
+    if (g.empty()) return StanzaErrorStatus(StanzaErrorCondition::kNotAcceptable, "empty group");
+    if (g.size() > limits_.max_group_bytes) {
+      return StanzaErrorStatus(StanzaErrorCondition::kNotAcceptable, "group name too long");
+    }
+    if (!seen.insert(g).second) {
+      return StanzaErrorStatus(StanzaErrorCondition::kBadRequest, "duplicate group");
+    }
+  }
+  if (item.groups.size() > limits_.max_groups) {
+    return StanzaErrorStatus(StanzaErrorCondition::kNotAcceptable, "too many groups");
+  }
+  if (item.name.size() > limits_.max_name_bytes) {
+    return StanzaErrorStatus(StanzaErrorCondition::kNotAcceptable, "name too long");
+  }
+  const std::string contact = item.jid.BareString();
+  absl::StatusOr<Applied> applied = Mutate(
+      store_, session.Bare(), contact, limits_.max_pending,
+      [&](const std::optional<RosterItemRecord>& before) -> absl::StatusOr<Change> {
+        if (!before || !before->in_roster()) {
+          absl::StatusOr<int64_t> entries = store_->EntryCount(session.BareString());
+          if (!entries.ok()) return entries.status();
+          if (static_cast<size_t>(*entries) >= limits_.max_items) {
+            return StanzaErrorStatus(StanzaErrorCondition::kNotAllowed, "roster is full");
+          }
+        }
+        Change change;
+        change.next = before.value_or(RosterItemRecord());
+        change.next->set_in_roster(true);
+        change.next->set_name(item.name);
+        change.next->clear_groups();
+        for (const std::string& g : item.groups) change.next->add_groups(g);
+        change.force_version = true;
+        return change;
+      });
+  if (!applied.ok()) return applied.status();
+  XmlElement result = MakeIqResult(iq);
+  result.RemoveAttribute("from");
+  out->replies.push_back(std::move(result));
+  AddPush(session, contact, &*applied->after, applied->version, out);
+  return absl::OkStatus();
+}
+
+absl::Status RosterProcessor::HandleRemove(const Jid& session, const XmlElement& iq,
+                                           const Jid& contact_jid, RosterOutput* out) {
+  const Jid user = session.Bare();
+  const std::string contact = contact_jid.BareString();
+  absl::StatusOr<Applied> applied = Mutate(
+      store_, user, contact, limits_.max_pending,
+      [&](const std::optional<RosterItemRecord>& before) -> absl::StatusOr<Change> {
+        if (!before || !before->in_roster()) {
+          return StanzaErrorStatus(StanzaErrorCondition::kItemNotFound, "no such roster item");
+        }
+        Change change;  // next = nothing: the entry goes, with any waiting request
+        change.pending = before->pending_in() ? PendingOp::kDelete : PendingOp::kKeep;
+        return change;
+      });
+  if (!applied.ok()) return applied.status();
+  XmlElement result = MakeIqResult(iq);
+  result.RemoveAttribute("from");
+  out->replies.push_back(std::move(result));
+  AddPush(session, contact, nullptr, applied->version, out);
+  // §2.5.2 and A6: cancel in both directions from the state before the removal; these bypass
+  // the outbound table (from N it would suppress `unsubscribed`).
+  const SubscriptionState was = StateOf(*applied->before);
+  if (was.to || was.pending_out) {
+    absl::Status s = ProcessInbound(contact_jid, user, SubscriptionVerb::kUnsubscribe,
+                                    SubscriptionStanza(user, contact_jid,
+                                                       SubscriptionVerb::kUnsubscribe),
+                                    0, out);
+    if (!s.ok()) return s;
+  }
+  if (was.from || was.pending_in) {
+    if (was.from) AddSnapshot(user, contact_jid, /*unavailable=*/true, out);
+    absl::Status s = ProcessInbound(contact_jid, user, SubscriptionVerb::kUnsubscribed,
+                                    SubscriptionStanza(user, contact_jid,
+                                                       SubscriptionVerb::kUnsubscribed),
+                                    0, out);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RosterOutput> RosterProcessor::HandleSubscription(const Jid& user_jid,
+                                                                 const XmlElement& presence) {
+  RosterOutput out;
+  std::optional<SubscriptionVerb> verb = VerbOf(presence.Attribute("type"));
+  absl::StatusOr<Jid> contact_jid = Jid::Parse(presence.Attribute("to"));
+  if (!verb) return out;
+  if (!contact_jid.ok()) {
+    out.replies.push_back(MakeErrorReply(presence, StanzaErrorCondition::kJidMalformed));
+    return out;
+  }
+  const Jid user = user_jid.Bare();
+  const Jid contact = contact_jid->Bare();
+  if (contact == user || contact.local().empty()) return out;  // no subscription to oneself
+  XmlElement stanza = presence;
+  stanza.SetAttribute("from", user.BareString());
+  stanza.SetAttribute("to", contact.BareString());
+
+  OutboundOutcome outcome;
+  absl::StatusOr<Applied> applied = Mutate(
+      store_, user, contact.BareString(), limits_.max_pending,
+      [&](const std::optional<RosterItemRecord>& before) -> absl::StatusOr<Change> {
+        RosterItemRecord rec = before.value_or(RosterItemRecord());
+        const SubscriptionState state = StateOf(rec);
+        outcome = OutboundTransition(state, *verb);
+        ApplyState(outcome.next, &rec);
+        // A subscribe or an approval makes the contact a roster item (§3.1.2, §3.1.5, §3.4).
+        bool creates = (*verb == SubscriptionVerb::kSubscribe ||
+                        *verb == SubscriptionVerb::kSubscribed) &&
+                       !(outcome.next == state);
+        if (creates) rec.set_in_roster(true);
+        Change change;
+        change.next = rec;
+        if (outcome.delete_stored_request) change.pending = PendingOp::kDelete;
+        return change;
+      });
+  if (!applied.ok()) return applied.status();
+  if (outcome.unavailable_first) AddSnapshot(user, contact, /*unavailable=*/true, &out);
+  if (outcome.route) {
+    absl::Status s = ProcessInbound(contact, user, *verb, stanza, 0, &out);
+    if (!s.ok()) return s;
+  }
+  if (applied->pushed) {
+    AddPush(user, contact.BareString(), applied->after ? &*applied->after : nullptr,
+            applied->version, &out);
+  }
+  if (outcome.send_current_presence) AddSnapshot(user, contact, /*unavailable=*/false, &out);
+  return out;
+}
+
+absl::Status RosterProcessor::ProcessInbound(const Jid& receiver, const Jid& sender,
+                                             SubscriptionVerb verb, const XmlElement& stanza,
+                                             int depth, RosterOutput* out) {
+  if (depth > 2) return absl::OkStatus();
+  absl::StatusOr<bool> exists = store_->UserExists(receiver.BareString());
+  if (!exists.ok()) return exists.status();
+  if (!*exists) return absl::OkStatus();  // A1: ignore silently, reveal nothing
+  const std::string stanza_xml = SerializeXml(stanza);
+  InboundOutcome outcome;
+  absl::StatusOr<Applied> applied = Mutate(
+      store_, receiver, sender.BareString(), limits_.max_pending,
+      [&](const std::optional<RosterItemRecord>& before) -> absl::StatusOr<Change> {
+        RosterItemRecord rec = before.value_or(RosterItemRecord());
+        outcome = InboundTransition(StateOf(rec), verb);
+        ApplyState(outcome.next, &rec);
+        Change change;
+        change.next = rec;
+        if (outcome.store_request) {
+          change.pending = PendingOp::kSet;
+          change.pending_xml = stanza_xml;
+        } else if (outcome.delete_stored_request) {
+          change.pending = PendingOp::kDelete;
+        }
+        return change;
+      });
+  if (!applied.ok()) {
+    if (absl::IsResourceExhausted(applied.status()) && depth == 0) {
+      // The contact cannot keep more requests: tell the sender, change nothing more.
+      XmlElement error = MakeErrorReply(stanza, StanzaErrorCondition::kResourceConstraint,
+                                        "the contact has too many waiting requests");
+      out->replies.push_back(std::move(error));
+      return absl::OkStatus();
+    }
+    return applied.status();
+  }
+  if (outcome.auto_reply == AutoReply::kSubscribed) {
+    absl::Status s = ProcessInbound(sender, receiver, SubscriptionVerb::kSubscribed,
+                                    SubscriptionStanza(receiver, sender, SubscriptionVerb::kSubscribed),
+                                    depth + 1, out);
+    if (!s.ok()) return s;
+  }
+  if (outcome.deliver) {
+    Audience audience = verb == SubscriptionVerb::kSubscribe
+                            ? xmpp::presence::v1::AUDIENCE_AVAILABLE
+                            : xmpp::presence::v1::AUDIENCE_AVAILABLE_OR_INTERESTED;
+    AddDelivery(receiver.BareString(), audience, stanza, false, out);
+  }
+  if (applied->pushed) {
+    AddPush(receiver, sender.BareString(), applied->after ? &*applied->after : nullptr,
+            applied->version, out);
+  }
+  if (outcome.unavailable_to_sender) AddSnapshot(receiver, sender, true, out);
+  if (outcome.current_presence_to_sender) AddSnapshot(receiver, sender, false, out);
+  if (outcome.auto_reply == AutoReply::kUnsubscribed) {
+    absl::Status s = ProcessInbound(
+        sender, receiver, SubscriptionVerb::kUnsubscribed,
+        SubscriptionStanza(receiver, sender, SubscriptionVerb::kUnsubscribed), depth + 1, out);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace xc

@@ -1,0 +1,57 @@
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/jid/jid.h"
+#include "core/xml/xml_element.h"
+#include "proto/xmpp/presence/v1/presence.pb.h"
+#include "services/roster/roster_store.h"
+#include "services/roster/subscription_state_machine.h"
+
+namespace xc {
+
+struct RosterLimits {
+  size_t max_items = 2000;        // entries per roster (items and waiting requests)
+  size_t max_name_bytes = 1023;   // item name
+  size_t max_group_bytes = 1023;  // one group name
+  size_t max_groups = 64;         // groups per item
+  size_t max_pending = 500;       // stored subscribe requests per user
+};
+
+// What one input produced: effects for the presence router (in RFC order), and stanzas for the
+// requesting session (the IQ result or error, and interim pushes of a versioned get).
+struct RosterOutput {
+  std::vector<xmpp::presence::v1::Effect> effects;
+  std::vector<XmlElement> replies;
+};
+
+// Rosters (RFC 6121 §2) and subscriptions (§3, Appendix A) over a RosterStore. A cross-user
+// flow is a sequence of per-user atomic steps; re-running a flow after a failure is harmless
+// because each step finds its state already moved. Client mistakes come back as error replies;
+// a failed store returns a Status. Thread-safe when the store is.
+class RosterProcessor {
+ public:
+  RosterProcessor(RosterStore* store, RosterLimits limits = {}) : store_(store), limits_(limits) {}
+
+  // `iq` is a jabber:iq:roster get or set with `from` already stamped as `session`.
+  absl::StatusOr<RosterOutput> HandleRosterIq(const Jid& session, const XmlElement& iq);
+  // `presence` is subscribe/subscribed/unsubscribe/unsubscribed with bare `from` and `to`.
+  absl::StatusOr<RosterOutput> HandleSubscription(const Jid& user, const XmlElement& presence);
+
+ private:
+  absl::Status HandleGet(const Jid& session, const XmlElement& iq, const XmlElement& query,
+                         RosterOutput* out);
+  absl::Status HandleSet(const Jid& session, const XmlElement& iq, const XmlElement& query,
+                         RosterOutput* out);
+  absl::Status HandleRemove(const Jid& session, const XmlElement& iq, const Jid& contact,
+                            RosterOutput* out);
+  absl::Status ProcessInbound(const Jid& receiver, const Jid& sender, SubscriptionVerb verb,
+                              const XmlElement& stanza, int depth, RosterOutput* out);
+
+  RosterStore* store_;
+  RosterLimits limits_;
+};
+
+}  // namespace xc
