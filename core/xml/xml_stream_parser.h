@@ -32,7 +32,8 @@ class XmlStreamHandler {
  public:
   virtual ~XmlStreamHandler() = default;
   // The stream root opened. `root` carries its name, namespace and attributes ("xml:lang" is
-  // named so); `prefix` is the root's namespace prefix ("" for none).
+  // named so, and "xmlns" holds the default namespace it declared, "" if none); `prefix` is the
+  // root's namespace prefix ("" for none).
   virtual void OnStreamStart(const XmlElement& root, absl::string_view prefix) = 0;
   // A complete depth-1 element (a stanza or a negotiation element), namespaces resolved.
   virtual void OnStanza(XmlElement stanza) = 0;

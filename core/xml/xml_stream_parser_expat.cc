@@ -102,6 +102,7 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
     XML_ParserFree(parser_);
     stack_.clear();
     depth_ = 0;
+    root_default_ns_.clear();
     paused_ = false;
     fault_ = XmlFault::kNone;
     fault_detail_.clear();
@@ -123,6 +124,7 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
     XML_SetStartDoctypeDeclHandler(parser_, &OnDoctype);
     XML_SetEntityDeclHandler(parser_, &OnEntityDecl);
     XML_SetXmlDeclHandler(parser_, &OnXmlDecl);
+    XML_SetStartNamespaceDeclHandler(parser_, &OnNamespaceDecl);
     XML_SetParamEntityParsing(parser_, XML_PARAM_ENTITY_PARSING_NEVER);
     // Debian's expat defers re-parsing a token split across reads (CVE-2023-52425 mitigation),
     // which would hold back a stanza until the client sends more bytes. Interactive streams need
@@ -168,6 +170,7 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
     }
     if (self->depth_ == 0) {
       self->depth_ = 1;
+      element.SetAttribute("xmlns", self->root_default_ns_);
       self->handler_->OnStreamStart(element, q.prefix);
       return;
     }
@@ -217,6 +220,11 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
     self->stack_.back().AddText(absl::string_view(text, static_cast<size_t>(len)));
   }
 
+  static void OnNamespaceDecl(void* data, const XML_Char* prefix, const XML_Char* uri) {
+    ExpatXmlStreamParser* self = Self(data);
+    if (self->depth_ == 0 && prefix == nullptr) self->root_default_ns_ = uri ? uri : "";
+  }
+
   static void OnComment(void* data, const XML_Char*) {
     Self(data)->Fail(XmlFault::kRestrictedXml, "comment");
   }
@@ -245,6 +253,7 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
   XML_Parser parser_ = nullptr;
   std::vector<XmlElement> stack_;
   size_t depth_ = 0;
+  std::string root_default_ns_;  // the stream header's default namespace declaration
   size_t fed_ = 0;           // bytes given to expat since the last reset
   size_t stanza_start_ = 0;  // stream byte offset where the current depth-1 element began
   bool paused_ = false;

@@ -53,6 +53,7 @@ TEST_F(ParserTest, StreamHeaderAndStanzas) {
   EXPECT_EQ(rec_.prefixes[0], "stream");
   EXPECT_EQ(rec_.roots[0].Attribute("to"), "example.com");
   EXPECT_EQ(rec_.roots[0].Attribute("xml:lang"), "en");
+  EXPECT_EQ(rec_.roots[0].Attribute("xmlns"), "jabber:client");
   ASSERT_EQ(Feed("<presence><show>away</show><x xmlns='urn:ext' a='1'><y/></x></presence>  \n"),
             XmlFault::kNone);
   ASSERT_EQ(rec_.stanzas.size(), 1u);

@@ -1,0 +1,718 @@
+#include "services/gateway/client_session.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "core/auth/scram.h"
+#include "core/base/log.h"
+#include "core/base/random.h"
+#include "core/grpc/grpc_util.h"
+#include "core/stanza/namespaces.h"
+#include "core/stanza/presence.h"
+#include "core/stanza/stanza.h"
+#include "core/xml/xml_fragment.h"
+#include "core/xml/xml_serializer.h"
+#include "core/xml/xml_stream_parser_expat.h"
+
+namespace xc {
+namespace {
+
+constexpr char kStreamClose[] = "</stream:stream>";
+
+// A call in flight to a backend; its context, request and response live until the callback.
+template <typename Request, typename Response>
+struct Call {
+  grpc::ClientContext context;
+  Request request;
+  Response response;
+};
+
+// Starts an async unary call and runs `done(status, response)` on the loop thread.
+template <typename Request, typename Response, typename Start, typename Done>
+void CallBackend(GatewayContext* ctx, Request request, Start start, Done done) {
+  auto call = std::make_shared<Call<Request, Response>>();
+  call->request = std::move(request);
+  SetDeadline(&call->context, ctx->config.backend_timeout);
+  EventLoop* loop = ctx->loop;
+  start(&call->context, &call->request, &call->response,
+        [call, loop, done = std::move(done)](grpc::Status status) mutable {
+          loop->Post([call, status, done = std::move(done)]() mutable {
+            done(status, call->response);
+          });
+        });
+}
+
+std::string InsertTo(const std::string& xml, const std::string& to) {
+  size_t i = 1;
+  while (i < xml.size() && xml[i] != ' ' && xml[i] != '>' && xml[i] != '/') ++i;
+  std::string out = xml.substr(0, i);
+  absl::StrAppend(&out, " to='", XmlEscapeAttribute(to), "'", xml.substr(i));
+  return out;
+}
+
+}  // namespace
+
+ClientSession::ClientSession(GatewayContext* context, int fd, std::string peer)
+    : ctx_(context), fd_(fd), peer_(std::move(peer)) {
+  XmlLimits limits = ctx_->config.limits;
+  limits.max_stanza_bytes = ctx_->config.pre_auth_max_stanza_bytes;
+  parser_ = NewExpatXmlStreamParser(this, limits);
+}
+
+ClientSession::~ClientSession() {
+  if (fd_ >= 0) close(fd_);
+}
+
+void ClientSession::Start() {
+  std::shared_ptr<ClientSession> self = shared_from_this();
+  ctx_->loop->Watch(fd_, EPOLLIN | EPOLLRDHUP, [self](uint32_t events) { self->OnEvents(events); });
+}
+
+void ClientSession::OnEvents(uint32_t events) {
+  if (closed_) return;
+  if (events & EPOLLOUT) FlushWrites();
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ReadSome();
+}
+
+void ClientSession::ReadSome() {
+  char buf[16384];
+  for (int round = 0; round < 8 && !closed_; ++round) {
+    ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    if (n > 0) {
+      XmlFault fault = parser_->Feed(absl::string_view(buf, static_cast<size_t>(n)));
+      if (closed_) return;
+      switch (fault) {
+        case XmlFault::kNone:
+          break;
+        case XmlFault::kRestrictedXml:
+          return CloseWithError(StreamErrorCondition::kRestrictedXml, parser_->fault_detail());
+        case XmlFault::kPolicyViolation:
+          return CloseWithError(StreamErrorCondition::kPolicyViolation, parser_->fault_detail());
+        case XmlFault::kBadNamespacePrefix:
+          return CloseWithError(StreamErrorCondition::kBadNamespacePrefix, parser_->fault_detail());
+        case XmlFault::kUnsupportedEncoding:
+          return CloseWithError(StreamErrorCondition::kUnsupportedEncoding);
+        case XmlFault::kNotWellFormed:
+          return CloseWithError(StreamErrorCondition::kNotWellFormed, parser_->fault_detail());
+      }
+      if (static_cast<size_t>(n) < sizeof(buf)) return;
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n < 0 && errno == EINTR) continue;
+    Close();  // EOF or reset: the session ends without a closing handshake
+    return;
+  }
+}
+
+void ClientSession::Write(absl::string_view bytes) {
+  if (closed_) return;
+  out_.append(bytes.data(), bytes.size());
+  if (out_.size() > ctx_->config.max_write_buffer_bytes) {
+    XC_LOG(WARNING) << "closing slow reader " << peer_ << " (" << out_.size() << " bytes queued)";
+    out_.clear();
+    Close();
+    return;
+  }
+  FlushWrites();
+}
+
+void ClientSession::FlushWrites() {
+  while (!out_.empty()) {
+    ssize_t n = send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      out_.erase(0, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0 && errno == EINTR) continue;
+    out_.clear();
+    Close();
+    return;
+  }
+  bool want = !out_.empty();
+  if (want != want_write_) {
+    want_write_ = want;
+    uint32_t events = EPOLLIN | EPOLLRDHUP;
+    if (want) events |= EPOLLOUT;
+    ctx_->loop->Modify(fd_, events);
+  }
+}
+
+void ClientSession::Close() {
+  if (closed_) return;
+  if (!out_.empty()) {
+    // Best effort: give the last bytes (a stream error) a chance to leave.
+    (void)send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    out_.clear();
+  }
+  closed_ = true;
+  shutdown(fd_, SHUT_RDWR);
+  ctx_->loop->Unwatch(fd_);
+  if (bound_) {
+    ctx_->registry.Remove(full_jid_, this);
+    xmpp::presence::v1::EndSessionRequest request;
+    request.set_gateway_id(ctx_->config.id);
+    request.set_full_jid(full_jid_);
+    auto* router = ctx_->router;
+    std::string jid = full_jid_;
+    CallBackend<xmpp::presence::v1::EndSessionRequest, xmpp::presence::v1::EndSessionResponse>(
+        ctx_, request,
+        [router](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
+          router->async()->EndSession(c, req, resp, std::move(cb));
+        },
+        [jid](grpc::Status status, const auto&) {
+          if (!status.ok()) XC_LOG(WARNING) << "EndSession " << jid << ": " << status.error_message();
+        });
+  }
+}
+
+void ClientSession::CloseWithError(StreamErrorCondition condition, absl::string_view text) {
+  if (closed_) return;
+  if (!header_sent_) SendHeader("");
+  Write(StreamErrorXml(condition, text));
+  Write(kStreamClose);
+  Close();
+}
+
+void ClientSession::SendHeader(const std::string& client_from) {
+  std::string header = absl::StrCat(
+      "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+      "xmlns:stream='http://etherx.jabber.org/streams' id='",
+      RandomId(16), "' from='", XmlEscapeAttribute(domain_.empty() ? ctx_->config.domains[0] : domain_),
+      "'");
+  if (!client_from.empty()) absl::StrAppend(&header, " to='", XmlEscapeAttribute(client_from), "'");
+  absl::StrAppend(&header, " version='1.0' xml:lang='en'>");
+  header_sent_ = true;
+  Write(header);
+}
+
+void ClientSession::SendFeatures() {
+  std::string features = "<stream:features>";
+  if (!authenticated_) {
+    // PLAIN is offered only where the operator allows it without TLS (RFC 6120 §13.8.3).
+    if (ctx_->config.allow_plaintext) {
+      features +=
+          "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism>"
+          "</mechanisms>";
+    }
+  } else {
+    features +=
+        "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
+        "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"
+        "<ver xmlns='urn:xmpp:features:rosterver'/>"
+        "<sub xmlns='urn:xmpp:features:pre-approval'/>";
+  }
+  features += "</stream:features>";
+  Write(features);
+}
+
+void ClientSession::OnStreamStart(const XmlElement& root, absl::string_view prefix) {
+  std::string to = root.Attribute("to");
+  absl::StatusOr<Jid> to_jid = Jid::Parse(to);
+  domain_ = to_jid.ok() ? to_jid->domain() : "";
+  std::string client_from;
+  if (absl::StatusOr<Jid> from = Jid::Parse(root.Attribute("from")); from.ok()) {
+    client_from = from->BareString();
+  }
+  if (root.ns() != kNsStream || root.name() != "stream") {
+    return CloseWithError(StreamErrorCondition::kInvalidNamespace);
+  }
+  if (prefix != "stream") return CloseWithError(StreamErrorCondition::kBadNamespacePrefix);
+  if (root.Attribute("xmlns") != kNsClient) {
+    return CloseWithError(StreamErrorCondition::kInvalidNamespace, "content namespace");
+  }
+  if (to.empty() || !to_jid.ok() || !ctx_->ServesDomain(domain_)) {
+    domain_.clear();
+    return CloseWithError(StreamErrorCondition::kHostUnknown);
+  }
+  if (authenticated_ && domain_ != user_.domain()) {
+    return CloseWithError(StreamErrorCondition::kHostUnknown);
+  }
+  std::string version = root.Attribute("version");
+  if (version.empty() || version[0] < '1') {
+    return CloseWithError(StreamErrorCondition::kUnsupportedVersion, "XMPP 1.0 is required");
+  }
+  stream_open_ = true;
+  SendHeader(client_from);
+  SendFeatures();
+}
+
+void ClientSession::OnStanza(XmlElement stanza) {
+  if (closed_ || restart_pending_) return;
+  if (inbox_.size() >= ctx_->config.max_queued_stanzas) {
+    return CloseWithError(StreamErrorCondition::kPolicyViolation, "too many stanzas in flight");
+  }
+  inbox_.push_back(std::move(stanza));
+  if (!busy_) ProcessQueue();
+}
+
+void ClientSession::OnStreamEnd() {
+  if (closed_) return;
+  Write(kStreamClose);
+  Close();
+}
+
+void ClientSession::ProcessQueue() {
+  while (!busy_ && !closed_ && !restart_pending_ && !inbox_.empty()) {
+    XmlElement next = std::move(inbox_.front());
+    inbox_.pop_front();
+    busy_ = true;  // a handler that finishes synchronously calls Finish(), which clears it
+    if (!authenticated_ || !bound_) {
+      if (KindOf(next) == StanzaKind::kIq && bound_ == false && authenticated_) {
+        HandleStanza(std::move(next));
+      } else {
+        HandleNegotiation(next);
+      }
+    } else {
+      HandleStanza(std::move(next));
+    }
+  }
+}
+
+void ClientSession::Finish() {
+  busy_ = false;
+  if (!closed_) ctx_->loop->Post([self = shared_from_this()] { self->ProcessQueue(); });
+}
+
+void ClientSession::HandleNegotiation(const XmlElement& element) {
+  if (!authenticated_ && element.ns() == kNsSasl) {
+    if (element.name() == "auth") return HandleAuth(element);
+    if (element.name() == "response" && plain_challenge_sent_) {
+      plain_challenge_sent_ = false;
+      std::string decoded;
+      std::string text = element.Text();
+      if (!absl::Base64Unescape(text, &decoded)) {
+        SaslFailure("incorrect-encoding");
+        return Finish();
+      }
+      return CheckPlain(decoded);
+    }
+    if (element.name() == "abort") {
+      plain_challenge_sent_ = false;
+      SaslFailure("aborted");
+      return Finish();
+    }
+    SaslFailure("malformed-request");
+    return Finish();
+  }
+  if (element.ns() == kNsTls && element.name() == "starttls") {
+    // TLS is not configured on this listener.
+    Write("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    Write(kStreamClose);
+    Close();
+    return;
+  }
+  if (KindOf(element) == StanzaKind::kUnknown) {
+    return CloseWithError(StreamErrorCondition::kUnsupportedStanzaType);
+  }
+  // RFC 6120 §4.3.5 / §7.1: no stanza before authentication and binding.
+  CloseWithError(StreamErrorCondition::kNotAuthorized);
+}
+
+void ClientSession::SaslFailure(absl::string_view condition) {
+  Write(absl::StrCat("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><", condition,
+                     "/></failure>"));
+  if (condition == "not-authorized" && ++auth_failures_ >= ctx_->config.max_auth_attempts) {
+    CloseWithError(StreamErrorCondition::kPolicyViolation, "too many failed authentications");
+  }
+}
+
+void ClientSession::HandleAuth(const XmlElement& auth) {
+  std::string mechanism = auth.Attribute("mechanism");
+  if (mechanism != "PLAIN" || !ctx_->config.allow_plaintext) {
+    SaslFailure(mechanism == "PLAIN" ? "encryption-required" : "invalid-mechanism");
+    return Finish();
+  }
+  std::string text = auth.Text();
+  if (text.empty() || text == "=") {
+    plain_challenge_sent_ = true;
+    Write("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>=</challenge>");
+    return Finish();
+  }
+  std::string decoded;
+  if (!absl::Base64Unescape(text, &decoded)) {
+    SaslFailure("incorrect-encoding");
+    return Finish();
+  }
+  CheckPlain(decoded);
+}
+
+void ClientSession::CheckPlain(const std::string& message) {
+  // RFC 4616: [authzid] NUL authcid NUL passwd
+  std::vector<std::string> parts = absl::StrSplit(message, absl::MaxSplits('\0', 2));
+  if (parts.size() != 3 || parts[1].empty()) {
+    SaslFailure("malformed-request");
+    return Finish();
+  }
+  absl::StatusOr<Jid> user = parts[1].find('@') == std::string::npos
+                                 ? Jid::FromParts(parts[1], domain_, "")
+                                 : Jid::Parse(parts[1]);
+  if (!user.ok() || user->local().empty() || user->domain() != domain_ || user->is_full()) {
+    SaslFailure("not-authorized");
+    return Finish();
+  }
+  if (!parts[0].empty()) {
+    absl::StatusOr<Jid> authz = Jid::Parse(parts[0]);
+    if (!authz.ok() || *authz != *user) {
+      SaslFailure("invalid-authzid");
+      return Finish();
+    }
+  }
+  // Hashing is slow on purpose; do it off the loop and come back with the verdict.
+  std::weak_ptr<ClientSession> weak = shared_from_this();
+  GatewayContext* ctx = ctx_;
+  Jid who = *user;
+  std::string password = parts[2];
+  ctx_->work->Submit([ctx, weak, who, password] {
+    absl::StatusOr<std::optional<StoredAccount>> account = ctx->accounts->Lookup(who);
+    bool ok = account.ok() && account->has_value() &&
+              VerifyPasswordAgainstScram(ScramHash::kSha256, (*account)->sha256, password);
+    bool unavailable = !account.ok();
+    ctx->loop->Post([weak, who, ok, unavailable] {
+      std::shared_ptr<ClientSession> self = weak.lock();
+      if (!self || self->closed_) return;
+      if (unavailable) {
+        self->SaslFailure("temporary-auth-failure");
+        return self->Finish();
+      }
+      if (!ok) {
+        self->SaslFailure("not-authorized");
+        return self->Finish();
+      }
+      self->user_ = who;
+      self->authenticated_ = true;
+      self->Write("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+      // RFC 6120 §6.4.6: the client restarts the stream; nothing parsed so far counts.
+      XmlLimits limits = self->ctx_->config.limits;
+      self->parser_->Pause();
+      self->parser_->Reset();
+      self->parser_->set_limits(limits);
+      self->inbox_.clear();
+      self->stream_open_ = false;
+      self->Finish();
+    });
+  });
+}
+
+void ClientSession::HandleStanza(XmlElement stanza) {
+  switch (KindOf(stanza)) {
+    case StanzaKind::kIq:
+      return HandleIq(std::move(stanza));
+    case StanzaKind::kPresence:
+      if (!bound_) return CloseWithError(StreamErrorCondition::kNotAuthorized);
+      return HandlePresence(std::move(stanza));
+    case StanzaKind::kMessage:
+      if (!bound_) return CloseWithError(StreamErrorCondition::kNotAuthorized);
+      return HandleMessage(std::move(stanza));
+    case StanzaKind::kUnknown:
+      break;
+  }
+  CloseWithError(StreamErrorCondition::kUnsupportedStanzaType);
+}
+
+void ClientSession::SendReply(const XmlElement& stanza) { Write(SerializeXml(stanza)); }
+
+void ClientSession::SendError(const XmlElement& stanza, StanzaErrorCondition condition,
+                              absl::string_view text) {
+  if (IsErrorStanza(stanza)) return;  // never answer an error with an error
+  XmlElement reply = MakeErrorReply(stanza, condition, text, domain_);
+  if (bound_) reply.SetAttribute("to", full_jid_);
+  SendReply(reply);
+}
+
+void ClientSession::BackendFailed(const XmlElement& stanza, const std::string& what) {
+  XC_LOG(WARNING) << what;
+  SendError(stanza, StanzaErrorCondition::kInternalServerError, "service temporarily unavailable");
+}
+
+void ClientSession::HandleBind(const XmlElement& iq) {
+  if (++bind_attempts_ > ctx_->config.max_bind_attempts) {
+    return CloseWithError(StreamErrorCondition::kPolicyViolation, "too many bind attempts");
+  }
+  const XmlElement* bind = iq.FindChild("bind", kNsBind);
+  std::string resource = bind->ChildText("resource", kNsBind);
+  if (!resource.empty()) {
+    absl::StatusOr<std::string> prepared = PrepareResourcepart(resource);
+    if (!prepared.ok()) {
+      SendError(iq, StanzaErrorCondition::kBadRequest, prepared.status().message());
+      return Finish();
+    }
+    resource = *prepared;
+  }
+  xmpp::presence::v1::BindSessionRequest request;
+  request.set_gateway_id(ctx_->config.id);
+  request.set_bare_jid(user_.BareString());
+  request.set_resource(resource);
+  auto* router = ctx_->router;
+  std::shared_ptr<ClientSession> self = shared_from_this();
+  CallBackend<xmpp::presence::v1::BindSessionRequest, xmpp::presence::v1::BindSessionResponse>(
+      ctx_, request,
+      [router](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
+        router->async()->BindSession(c, req, resp, std::move(cb));
+      },
+      [self, iq](grpc::Status status, const xmpp::presence::v1::BindSessionResponse& response) {
+        if (self->closed_) return;
+        absl::StatusOr<Jid> full = Jid::Parse(response.full_jid());
+        if (!status.ok() || !full.ok()) {
+          self->BackendFailed(iq, "bind failed: " + status.error_message());
+          return self->Finish();
+        }
+        self->full_ = *full;
+        self->full_jid_ = full->ToString();
+        self->bound_ = true;
+        self->ctx_->registry.Add(self->full_jid_, self);
+        XmlElement result = MakeIqResult(iq);
+        result.RemoveAttribute("from");
+        result.RemoveAttribute("to");
+        XmlElement& b = result.AddChild("bind", std::string(kNsBind));
+        b.AddChild("jid", std::string(kNsBind)).AddText(self->full_jid_);
+        self->SendReply(result);
+        self->Finish();
+      });
+}
+
+void ClientSession::HandleIq(XmlElement iq) {
+  std::optional<IqType> type = ParseIqType(iq.Attribute("type"));
+  if (iq.Attribute("id").empty() || !type) {
+    SendError(iq, StanzaErrorCondition::kBadRequest, "IQ needs an id and a valid type");
+    return Finish();
+  }
+  if (!bound_) {
+    const XmlElement* payload = nullptr;
+    if (absl::StatusOr<const XmlElement*> p = IqPayload(iq); p.ok()) payload = *p;
+    if (*type == IqType::kSet && payload != nullptr && payload->Is("bind", kNsBind)) {
+      return HandleBind(iq);
+    }
+    return CloseWithError(StreamErrorCondition::kNotAuthorized, "bind a resource first");
+  }
+  iq.SetAttribute("from", full_jid_);  // RFC 6120 §8.1.2.1: always stamped, never trusted
+  std::string to = iq.Attribute("to");
+  std::optional<Jid> target;
+  if (!to.empty()) {
+    absl::StatusOr<Jid> parsed = Jid::Parse(to);
+    if (!parsed.ok()) {
+      SendError(iq, StanzaErrorCondition::kJidMalformed);
+      return Finish();
+    }
+    target = *parsed;
+  }
+  const bool for_account = !target || *target == user_ || *target == Jid::Parse(domain_).value_or(Jid());
+  if (*type == IqType::kResult || *type == IqType::kError) {
+    if (for_account) return Finish();  // a stray result or error is ignored (§8.2.3)
+    return RouteToRouter(std::move(iq));
+  }
+  absl::StatusOr<const XmlElement*> payload = IqPayload(iq);
+  if (!payload.ok()) {
+    SendError(iq, StanzaErrorCondition::kBadRequest, payload.status().message());
+    return Finish();
+  }
+  if ((*payload)->ns() == kNsRoster && (!target || target->Bare() == user_ || for_account)) {
+    const bool is_get = *type == IqType::kGet;
+    auto send_to_roster = [this, iq]() {
+      xmpp::roster::v1::RosterIqRequest request;
+      request.set_session_jid(full_jid_);
+      ToStanzaProto(iq, request.mutable_iq());
+      auto* roster = ctx_->roster;
+      std::shared_ptr<ClientSession> self = shared_from_this();
+      CallBackend<xmpp::roster::v1::RosterIqRequest, xmpp::roster::v1::RosterIqResponse>(
+          ctx_, request,
+          [roster](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
+            roster->async()->HandleRosterIq(c, req, resp, std::move(cb));
+          },
+          [self, iq](grpc::Status status, const xmpp::roster::v1::RosterIqResponse& response) {
+            if (self->closed_) return;
+            if (!status.ok()) {
+              self->BackendFailed(iq, "roster: " + status.error_message());
+            } else {
+              for (const auto& reply : response.replies()) {
+                absl::StatusOr<XmlElement> e = FromStanzaProto(reply);
+                if (!e.ok()) continue;
+                e->SetAttribute("to", self->full_jid_);
+                self->SendReply(*e);
+              }
+            }
+            self->Finish();
+          });
+    };
+    if (!is_get) return send_to_roster();
+    // §2.2: a roster get makes this resource interested, before the roster is read, so no
+    // push between the two is missed.
+    xmpp::presence::v1::SetInterestedRequest request;
+    request.set_full_jid(full_jid_);
+    auto* router = ctx_->router;
+    std::shared_ptr<ClientSession> self = shared_from_this();
+    CallBackend<xmpp::presence::v1::SetInterestedRequest, xmpp::presence::v1::SetInterestedResponse>(
+        ctx_, request,
+        [router](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
+          router->async()->SetInterested(c, req, resp, std::move(cb));
+        },
+        [self, iq, send_to_roster](grpc::Status status, const auto&) {
+          if (self->closed_) return;
+          if (!status.ok()) {
+            self->BackendFailed(iq, "interest: " + status.error_message());
+            return self->Finish();
+          }
+          send_to_roster();
+        });
+    return;
+  }
+  if (for_account) {
+    HandleLocalIq(iq, **payload);
+    return Finish();
+  }
+  if (!ctx_->ServesDomain(target->domain())) {
+    SendError(iq, StanzaErrorCondition::kRemoteServerNotFound);
+    return Finish();
+  }
+  RouteToRouter(std::move(iq));
+}
+
+void ClientSession::HandleLocalIq(const XmlElement& iq, const XmlElement& payload) {
+  const bool get = iq.Attribute("type") == "get";
+  XmlElement result = MakeIqResult(iq);
+  result.SetAttribute("to", full_jid_);
+  if (iq.Attribute("to").empty()) result.RemoveAttribute("from");
+  if (get && payload.Is("ping", kNsPing)) return SendReply(result);
+  if (!get && payload.Is("session", kNsSession)) return SendReply(result);
+  if (get && payload.Is("query", kNsDiscoInfo) && iq.Attribute("to") == domain_) {
+    XmlElement& q = result.AddChild("query", std::string(kNsDiscoInfo));
+    XmlElement& id = q.AddChild("identity", std::string(kNsDiscoInfo));
+    id.SetAttribute("category", "server");
+    id.SetAttribute("type", "im");
+    id.SetAttribute("name", "xmpp-cluster");
+    for (absl::string_view f : {kNsDiscoInfo, kNsPing, kNsRoster, kNsRosterVer, kNsPreApproval}) {
+      q.AddChild("feature", std::string(kNsDiscoInfo)).SetAttribute("var", f);
+    }
+    return SendReply(result);
+  }
+  if (payload.Is("bind", kNsBind)) return SendError(iq, StanzaErrorCondition::kNotAllowed);
+  SendError(iq, StanzaErrorCondition::kServiceUnavailable);
+}
+
+void ClientSession::HandlePresence(XmlElement presence) {
+  std::optional<PresenceType> type = ParsePresenceType(presence.Attribute("type"));
+  if (!type) {
+    SendError(presence, StanzaErrorCondition::kBadRequest, "unknown presence type");
+    return Finish();
+  }
+  std::string to = presence.Attribute("to");
+  std::optional<Jid> target;
+  if (!to.empty()) {
+    absl::StatusOr<Jid> parsed = Jid::Parse(to);
+    if (!parsed.ok()) {
+      SendError(presence, StanzaErrorCondition::kJidMalformed);
+      return Finish();
+    }
+    target = *parsed;
+    if (!ctx_->ServesDomain(target->domain())) {
+      SendError(presence, StanzaErrorCondition::kRemoteServerNotFound);
+      return Finish();
+    }
+  }
+  if (IsSubscriptionType(*type)) {
+    if (!target) {
+      SendError(presence, StanzaErrorCondition::kBadRequest, "subscription without a contact");
+      return Finish();
+    }
+    // §3: bare JIDs only; `from` is the user's bare JID whatever the client wrote.
+    presence.SetAttribute("from", user_.BareString());
+    presence.SetAttribute("to", target->BareString());
+    xmpp::roster::v1::SubscriptionRequest request;
+    request.set_session_jid(full_jid_);
+    ToStanzaProto(presence, request.mutable_presence());
+    auto* roster = ctx_->roster;
+    std::shared_ptr<ClientSession> self = shared_from_this();
+    CallBackend<xmpp::roster::v1::SubscriptionRequest, xmpp::roster::v1::SubscriptionResponse>(
+        ctx_, request,
+        [roster](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
+          roster->async()->HandleSubscription(c, req, resp, std::move(cb));
+        },
+        [self, presence](grpc::Status status,
+                         const xmpp::roster::v1::SubscriptionResponse& response) {
+          if (self->closed_) return;
+          if (!status.ok()) {
+            self->BackendFailed(presence, "subscription: " + status.error_message());
+          }
+          for (const auto& reply : response.replies()) {
+            absl::StatusOr<XmlElement> e = FromStanzaProto(reply);
+            if (e.ok()) self->SendReply(*e);
+          }
+          self->Finish();
+        });
+    return;
+  }
+  presence.SetAttribute("from", full_jid_);
+  xmpp::presence::v1::HandlePresenceRequest request;
+  request.set_session_jid(full_jid_);
+  ToStanzaProto(presence, request.mutable_presence());
+  auto* router = ctx_->router;
+  std::shared_ptr<ClientSession> self = shared_from_this();
+  CallBackend<xmpp::presence::v1::HandlePresenceRequest, xmpp::presence::v1::HandlePresenceResponse>(
+      ctx_, request,
+      [router](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
+        router->async()->HandlePresence(c, req, resp, std::move(cb));
+      },
+      [self, presence](grpc::Status status,
+                       const xmpp::presence::v1::HandlePresenceResponse& response) {
+        if (self->closed_) return;
+        if (!status.ok()) self->BackendFailed(presence, "presence: " + status.error_message());
+        for (const auto& reply : response.replies()) {
+          absl::StatusOr<XmlElement> e = FromStanzaProto(reply);
+          if (e.ok()) self->SendReply(*e);
+        }
+        self->Finish();
+      });
+}
+
+void ClientSession::HandleMessage(XmlElement message) {
+  std::string to = message.Attribute("to");
+  if (to.empty()) message.SetAttribute("to", user_.BareString());  // §8.1.1.1
+  absl::StatusOr<Jid> target = Jid::Parse(message.Attribute("to"));
+  if (!target.ok()) {
+    SendError(message, StanzaErrorCondition::kJidMalformed);
+    return Finish();
+  }
+  if (!ctx_->ServesDomain(target->domain())) {
+    SendError(message, StanzaErrorCondition::kRemoteServerNotFound);
+    return Finish();
+  }
+  message.SetAttribute("from", full_jid_);
+  RouteToRouter(std::move(message));
+}
+
+void ClientSession::RouteToRouter(XmlElement stanza) {
+  xmpp::presence::v1::RouteStanzaRequest request;
+  request.set_session_jid(full_jid_);
+  ToStanzaProto(stanza, request.mutable_stanza());
+  auto* router = ctx_->router;
+  std::shared_ptr<ClientSession> self = shared_from_this();
+  CallBackend<xmpp::presence::v1::RouteStanzaRequest, xmpp::presence::v1::RouteStanzaResponse>(
+      ctx_, request,
+      [router](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
+        router->async()->RouteStanza(c, req, resp, std::move(cb));
+      },
+      [self, stanza](grpc::Status status, const xmpp::presence::v1::RouteStanzaResponse& response) {
+        if (self->closed_) return;
+        if (!status.ok()) self->BackendFailed(stanza, "route: " + status.error_message());
+        for (const auto& reply : response.replies()) {
+          absl::StatusOr<XmlElement> e = FromStanzaProto(reply);
+          if (e.ok()) self->SendReply(*e);
+        }
+        self->Finish();
+      });
+}
+
+void ClientSession::Deliver(const std::string& xml, bool address_to_session) {
+  if (closed_ || !bound_) return;
+  Write(address_to_session ? InsertTo(xml, full_jid_) : xml);
+}
+
+}  // namespace xc

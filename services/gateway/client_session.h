@@ -1,0 +1,88 @@
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "core/jid/jid.h"
+#include "core/stanza/errors.h"
+#include "core/xml/xml_element.h"
+#include "core/xml/xml_stream_parser.h"
+#include "services/gateway/gateway_context.h"
+
+namespace xc {
+
+// One client stream (RFC 6120): header and features per stage, SASL, resource binding, then
+// stanzas, each processed in order (a stanza that needs a backend call holds back the ones
+// behind it, §10.1) while other sessions proceed. Lives on the gateway's event loop thread;
+// only Deliver* and Shutdown may be called from elsewhere, and they post to the loop.
+class ClientSession final : public XmlStreamHandler,
+                            public std::enable_shared_from_this<ClientSession> {
+ public:
+  ClientSession(GatewayContext* context, int fd, std::string peer);
+  ~ClientSession() override;
+
+  void Start();
+  // Writes a stanza routed to this session (loop thread).
+  void Deliver(const std::string& xml, bool address_to_session);
+  // Ends the stream with a stream error and closes (loop thread).
+  void CloseWithError(StreamErrorCondition condition, absl::string_view text = "");
+  const std::string& full_jid() const { return full_jid_; }
+  bool closed() const { return closed_; }
+
+  // XmlStreamHandler
+  void OnStreamStart(const XmlElement& root, absl::string_view prefix) override;
+  void OnStanza(XmlElement stanza) override;
+  void OnStreamEnd() override;
+
+ private:
+  void OnEvents(uint32_t events);
+  void ReadSome();
+  void FlushWrites();
+  void Write(absl::string_view bytes);
+  void Close();
+  void SendHeader(const std::string& client_from);
+  void SendFeatures();
+
+  void ProcessQueue();
+  void Finish();  // the current stanza is done: take the next one
+  void HandleNegotiation(const XmlElement& element);
+  void HandleAuth(const XmlElement& auth);
+  void CheckPlain(const std::string& message);
+  void SaslFailure(absl::string_view condition);
+  void HandleStanza(XmlElement stanza);
+  void HandleBind(const XmlElement& iq);
+  void HandleIq(XmlElement iq);
+  void HandleLocalIq(const XmlElement& iq, const XmlElement& payload);
+  void HandlePresence(XmlElement presence);
+  void HandleMessage(XmlElement message);
+  void RouteToRouter(XmlElement stanza);
+  void SendReply(const XmlElement& stanza);
+  void SendError(const XmlElement& stanza, StanzaErrorCondition condition,
+                 absl::string_view text = "");
+  void BackendFailed(const XmlElement& stanza, const std::string& what);
+
+  GatewayContext* ctx_;
+  int fd_;
+  std::string peer_;
+  std::unique_ptr<XmlStreamParser> parser_;
+  std::string out_;
+  bool want_write_ = false;
+  bool closed_ = false;
+  bool header_sent_ = false;
+  bool stream_open_ = false;  // client header received for the current stream
+  bool authenticated_ = false;
+  bool bound_ = false;
+  bool restart_pending_ = false;
+  int auth_failures_ = 0;
+  int bind_attempts_ = 0;
+  bool plain_challenge_sent_ = false;
+  std::string domain_;
+  Jid user_;  // bare, after SASL
+  Jid full_;
+  std::string full_jid_;
+  std::deque<XmlElement> inbox_;
+  bool busy_ = false;
+};
+
+}  // namespace xc

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "core/store/account_store.h"
+#include "core/xml/xml_stream_parser.h"
+#include "proto/xmpp/presence/v1/presence.grpc.pb.h"
+#include "proto/xmpp/roster/v1/roster.grpc.pb.h"
+#include "services/gateway/event_loop.h"
+#include "services/gateway/work_pool.h"
+
+namespace xc {
+
+class ClientSession;
+
+struct GatewayConfig {
+  std::string id;
+  std::vector<std::string> domains;  // served XMPP domains (canonical)
+  bool allow_plaintext = false;      // SASL PLAIN without TLS (loopback development only)
+  XmlLimits limits;                  // after authentication
+  size_t pre_auth_max_stanza_bytes = 16 * 1024;
+  int max_auth_attempts = 3;
+  int max_bind_attempts = 5;
+  size_t max_write_buffer_bytes = 4 * 1024 * 1024;  // a slower reader is disconnected
+  size_t max_queued_stanzas = 256;                  // per session, waiting for their turn
+  absl::Duration backend_timeout = absl::Seconds(5);
+};
+
+// Live sessions by full JID, for the Deliver endpoint. Thread-safe.
+class SessionRegistry {
+ public:
+  void Add(const std::string& full_jid, std::weak_ptr<ClientSession> session);
+  void Remove(const std::string& full_jid, const ClientSession* session);
+  std::shared_ptr<ClientSession> Find(const std::string& full_jid);
+  std::vector<std::shared_ptr<ClientSession>> All();
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::string, std::weak_ptr<ClientSession>> sessions_;
+};
+
+// What every session of one gateway shares. Owned by GatewayServer; outlives its sessions.
+struct GatewayContext {
+  GatewayConfig config;
+  EventLoop* loop = nullptr;
+  WorkPool* work = nullptr;
+  AccountStore* accounts = nullptr;
+  xmpp::roster::v1::RosterService::Stub* roster = nullptr;
+  xmpp::presence::v1::PresenceRouter::Stub* router = nullptr;
+  SessionRegistry registry;
+
+  bool ServesDomain(absl::string_view domain) const;
+};
+
+}  // namespace xc

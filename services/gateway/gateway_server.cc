@@ -1,0 +1,124 @@
+#include "services/gateway/gateway_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "core/base/log.h"
+#include "core/store/keys.h"
+
+namespace xc {
+
+grpc::Status DeliveryService::Deliver(grpc::ServerContext*,
+                                      const xmpp::gateway::v1::DeliverRequest* request,
+                                      xmpp::gateway::v1::DeliverResponse* response) {
+  // Items are posted to the loop in request order, so one session's stanzas keep their order.
+  for (const xmpp::gateway::v1::DeliverItem& item : request->items()) {
+    std::shared_ptr<ClientSession> session = ctx_->registry.Find(item.full_jid());
+    if (!session) {
+      response->add_missing_full_jids(item.full_jid());
+      continue;
+    }
+    ctx_->loop->Post([session, xml = item.xml(), address = item.address_to_session()] {
+      session->Deliver(xml, address);
+    });
+  }
+  return grpc::Status::OK;
+}
+
+ClientListener::~ClientListener() {
+  if (listen_fd_ >= 0) close(listen_fd_);
+}
+
+absl::StatusOr<int> ClientListener::Listen(const std::string& host, int port) {
+  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) return absl::InternalError("socket");
+  int one = 1;
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("bad listen host ", host));
+  }
+  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      listen(listen_fd_, 1024) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":", port, ": ",
+                                               std::strerror(errno)));
+  }
+  socklen_t len = sizeof(addr);
+  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  ctx_->loop->Watch(listen_fd_, EPOLLIN, [this](uint32_t) { Accept(); });
+  return ntohs(addr.sin_port);
+}
+
+void ClientListener::StopAccepting() {
+  if (listen_fd_ < 0) return;
+  ctx_->loop->Unwatch(listen_fd_);
+  close(listen_fd_);
+  listen_fd_ = -1;
+}
+
+void ClientListener::Accept() {
+  while (true) {
+    sockaddr_in peer = {};
+    socklen_t len = sizeof(peer);
+    int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    char ip[INET_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof(ip));
+    auto session = std::make_shared<ClientSession>(ctx_, fd, absl::StrCat(ip, ":", ntohs(peer.sin_port)));
+    session->Start();
+  }
+}
+
+GatewayRegistration::GatewayRegistration(RedisClient* redis, std::string id, std::string address,
+                                         absl::Duration ttl)
+    : redis_(redis), id_(std::move(id)), address_(std::move(address)), ttl_(ttl) {}
+
+GatewayRegistration::~GatewayRegistration() {
+  stop_ = true;
+  if (beat_.joinable()) beat_.join();
+}
+
+absl::Status GatewayRegistration::Register() {
+  const std::string ttl_ms = std::to_string(absl::ToInt64Milliseconds(ttl_));
+  absl::StatusOr<std::vector<RedisReply>> r = redis_->Pipeline({
+      {"SET", keys::GatewayAlive(id_), "1", "PX", ttl_ms},
+      {"HSET", keys::Gateways(), id_, address_},
+  });
+  if (!r.ok()) return r.status();
+  beat_ = std::thread([this, ttl_ms] {
+    while (!stop_) {
+      for (int i = 0; i < 10 && !stop_; ++i) {
+        absl::SleepFor(ttl_ / 30);
+      }
+      if (stop_) break;
+      absl::StatusOr<RedisReply> s =
+          redis_->Command({"SET", keys::GatewayAlive(id_), "1", "PX", ttl_ms});
+      if (!s.ok()) XC_LOG(WARNING) << "heartbeat failed: " << s.status();
+    }
+  });
+  return absl::OkStatus();
+}
+
+void GatewayRegistration::Deregister() {
+  stop_ = true;
+  if (beat_.joinable()) beat_.join();
+  (void)redis_->Pipeline({{"DEL", keys::GatewayAlive(id_)},
+                          {"HDEL", keys::Gateways(), id_},
+                          {"DEL", keys::GatewaySessions(id_)}});
+}
+
+}  // namespace xc

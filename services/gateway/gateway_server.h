@@ -1,0 +1,62 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "core/redis/redis_client.h"
+#include "proto/xmpp/gateway/v1/gateway.grpc.pb.h"
+#include "services/gateway/client_session.h"
+#include "services/gateway/gateway_context.h"
+
+namespace xc {
+
+// The Deliver endpoint: writes routed stanzas to this gateway's sessions, in order.
+class DeliveryService final : public xmpp::gateway::v1::GatewayDelivery::Service {
+ public:
+  explicit DeliveryService(GatewayContext* ctx) : ctx_(ctx) {}
+  grpc::Status Deliver(grpc::ServerContext*, const xmpp::gateway::v1::DeliverRequest* request,
+                       xmpp::gateway::v1::DeliverResponse* response) override;
+
+ private:
+  GatewayContext* ctx_;
+};
+
+// Accepts client connections on the XMPP port and runs their sessions on one event loop.
+class ClientListener {
+ public:
+  explicit ClientListener(GatewayContext* ctx) : ctx_(ctx) {}
+  ~ClientListener();
+  // Binds host:port (port 0 picks one); returns the bound port.
+  absl::StatusOr<int> Listen(const std::string& host, int port);
+  void StopAccepting();  // loop thread
+
+ private:
+  void Accept();
+
+  GatewayContext* ctx_;
+  int listen_fd_ = -1;
+};
+
+// Keeps this gateway registered in Redis with a heartbeat; the router ends the sessions of a
+// gateway whose heartbeat stops.
+class GatewayRegistration {
+ public:
+  GatewayRegistration(RedisClient* redis, std::string id, std::string address,
+                      absl::Duration ttl);
+  ~GatewayRegistration();  // stops beating; Deregister() first for a clean exit
+  absl::Status Register();
+  void Deregister();
+
+ private:
+  RedisClient* redis_;
+  std::string id_;
+  std::string address_;
+  absl::Duration ttl_;
+  std::atomic<bool> stop_{false};
+  std::thread beat_;
+};
+
+}  // namespace xc

@@ -1,0 +1,118 @@
+// Edge gateway: terminates XMPP client streams and forwards stanzas to the services over gRPC.
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_split.h"
+#include "core/base/log.h"
+#include "core/base/random.h"
+#include "core/grpc/grpc_util.h"
+#include "core/jid/jid.h"
+#include "core/redis/hiredis_client.h"
+#include "core/service/shutdown.h"
+#include "core/store/account_store.h"
+#include "grpcpp/grpcpp.h"
+#include "services/gateway/gateway_server.h"
+
+ABSL_FLAG(std::string, id, "", "gateway id (default: random)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:5222", "XMPP client listen address host:port");
+ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:7201", "Deliver endpoint listen address");
+ABSL_FLAG(std::string, advertise, "", "Deliver address the router dials (default: grpc_listen)");
+ABSL_FLAG(std::string, domains, "localhost", "served XMPP domains, comma-separated");
+ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "Redis address host:port");
+ABSL_FLAG(std::string, redis_password, "", "Redis AUTH password (or env XC_REDIS_PASSWORD)");
+ABSL_FLAG(std::string, roster, "127.0.0.1:7101", "roster service gRPC target");
+ABSL_FLAG(std::string, router, "127.0.0.1:7102", "presence router gRPC target");
+ABSL_FLAG(bool, allow_plaintext, false,
+          "offer SASL PLAIN without TLS (loopback development only; RFC 6120 §13.8.3)");
+ABSL_FLAG(int, heartbeat_ttl_ms, 3000, "heartbeat key TTL; the router reaps after it expires");
+ABSL_FLAG(int, max_stanza_bytes, 256 * 1024, "largest stanza after authentication");
+ABSL_FLAG(int, max_auth_attempts, 3, "failed SASL attempts before policy-violation");
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  xc::InstallShutdownHandlers();
+
+  xc::GatewayConfig config;
+  config.id = absl::GetFlag(FLAGS_id).empty() ? xc::RandomId(10) : absl::GetFlag(FLAGS_id);
+  for (absl::string_view d : absl::StrSplit(absl::GetFlag(FLAGS_domains), ',', absl::SkipEmpty())) {
+    absl::StatusOr<std::string> domain = xc::PrepareDomainpart(d);
+    XC_CHECK(domain.ok()) << "bad domain '" << d << "': " << domain.status();
+    config.domains.push_back(*domain);
+  }
+  XC_CHECK(!config.domains.empty()) << "--domains is empty";
+  config.allow_plaintext = absl::GetFlag(FLAGS_allow_plaintext);
+  config.limits.max_stanza_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_stanza_bytes));
+  config.max_auth_attempts = absl::GetFlag(FLAGS_max_auth_attempts);
+
+  absl::StatusOr<xc::RedisConnectionOptions> redis_options =
+      xc::ParseRedisAddress(absl::GetFlag(FLAGS_redis));
+  XC_CHECK(redis_options.ok()) << redis_options.status();
+  redis_options->password = absl::GetFlag(FLAGS_redis_password);
+  if (const char* env = std::getenv("XC_REDIS_PASSWORD"); env && redis_options->password.empty()) {
+    redis_options->password = env;
+  }
+  std::unique_ptr<xc::RedisClient> redis = xc::NewHiredisClient(*redis_options);
+  xc::AccountStore accounts(redis.get());
+  auto roster = xmpp::roster::v1::RosterService::NewStub(
+      xc::NewServiceChannel(absl::GetFlag(FLAGS_roster)));
+  auto router = xmpp::presence::v1::PresenceRouter::NewStub(
+      xc::NewServiceChannel(absl::GetFlag(FLAGS_router)));
+
+  xc::EventLoop loop;
+  xc::WorkPool work(2);
+  xc::GatewayContext ctx;
+  ctx.config = config;
+  ctx.loop = &loop;
+  ctx.work = &work;
+  ctx.accounts = &accounts;
+  ctx.roster = roster.get();
+  ctx.router = router.get();
+
+  xc::DeliveryService delivery(&ctx);
+  grpc::ServerBuilder builder;
+  int grpc_port = 0;
+  builder.AddListeningPort(absl::GetFlag(FLAGS_grpc_listen), grpc::InsecureServerCredentials(),
+                           &grpc_port);
+  builder.RegisterService(&delivery);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  XC_CHECK(server != nullptr && grpc_port != 0)
+      << "cannot listen on " << absl::GetFlag(FLAGS_grpc_listen);
+
+  std::vector<std::string> hostport = absl::StrSplit(absl::GetFlag(FLAGS_listen), ':');
+  XC_CHECK(hostport.size() == 2) << "--listen must be host:port";
+  xc::ClientListener listener(&ctx);
+  absl::StatusOr<int> port = listener.Listen(hostport[0], std::stoi(hostport[1]));
+  XC_CHECK(port.ok()) << port.status();
+
+  std::string advertise = absl::GetFlag(FLAGS_advertise);
+  if (advertise.empty()) advertise = absl::GetFlag(FLAGS_grpc_listen);
+  xc::GatewayRegistration registration(redis.get(), config.id, advertise,
+                                       absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_ttl_ms)));
+  absl::Status registered = registration.Register();
+  XC_CHECK(registered.ok()) << "cannot register in Redis: " << registered;
+  XC_LOG(INFO) << "gateway " << config.id << " serving XMPP on " << hostport[0] << ":" << *port
+               << ", Deliver on " << advertise;
+
+  std::thread loop_thread([&] { loop.Run(); });
+  xc::WaitForShutdown();
+
+  // Graceful drain: stop accepting, tell clients, end sessions at the router (unavailable is
+  // broadcast for each), deregister, exit.
+  XC_LOG(INFO) << "gateway " << config.id << " draining";
+  loop.Post([&] { listener.StopAccepting(); });
+  std::vector<std::shared_ptr<xc::ClientSession>> sessions = ctx.registry.All();
+  for (auto& s : sessions) {
+    loop.Post([s] { s->CloseWithError(xc::StreamErrorCondition::kSystemShutdown); });
+  }
+  absl::SleepFor(absl::Milliseconds(500));  // EndSession calls complete on gRPC threads
+  registration.Deregister();
+  loop.Stop();
+  loop_thread.join();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  XC_LOG(INFO) << "gateway " << config.id << " stopped";
+  return 0;
+}
