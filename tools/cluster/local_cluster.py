@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Starts and stops a local cluster: Redis + roster service + presence router + N gateways.
+
+Used by `./cluster up|down` and by the end-to-end tests, so both run the same processes.
+
+    local_cluster.py up   --bin-dir DIR --state-dir DIR [--domains a,b] [--gateways 2]
+    local_cluster.py down --state-dir DIR
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc, timeout=20.0, what="process"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout}s")
+
+
+def find_redis_server():
+    for path in ("/usr/bin/redis-server", shutil.which("redis-server") or ""):
+        if path and os.path.exists(path):
+            return path
+    raise RuntimeError("redis-server not found (apt-get install redis-server)")
+
+
+class LocalCluster:
+    """One cluster on loopback. Ports default to free ones; pass `ports` to pin them."""
+
+    def __init__(self, bin_dir, state_dir, domains=("localhost",), gateways=2, ports=None,
+                 detach=False, heartbeat_ttl_ms=3000, reap_interval_ms=500):
+        self.bin_dir = bin_dir
+        self.state_dir = state_dir
+        self.domains = list(domains)
+        self.gateway_count = gateways
+        self.detach = detach
+        self.heartbeat_ttl_ms = heartbeat_ttl_ms
+        self.reap_interval_ms = reap_interval_ms
+        p = ports or {}
+        self.redis_port = p.get("redis") or free_port()
+        self.roster_port = p.get("roster") or free_port()
+        self.router_port = p.get("router") or free_port()
+        self.gateway_ports = p.get("gateways") or [free_port() for _ in range(gateways)]
+        self.gateway_grpc_ports = p.get("gateway_grpc") or [free_port() for _ in range(gateways)]
+        self.procs = {}
+
+    def _bin(self, name):
+        path = os.path.join(self.bin_dir, name)
+        if not os.path.exists(path):
+            raise RuntimeError(f"missing binary {path}")
+        return path
+
+    def _spawn(self, name, argv):
+        log = open(os.path.join(self.state_dir, f"{name}.log"), "ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=self.detach)
+        self.procs[name] = proc
+        return proc
+
+    @property
+    def redis_address(self):
+        return f"127.0.0.1:{self.redis_port}"
+
+    def start(self):
+        os.makedirs(os.path.join(self.state_dir, "redis"), exist_ok=True)
+        redis = self._spawn("redis", [
+            find_redis_server(), "--bind", "127.0.0.1", "--port", str(self.redis_port),
+            "--dir", os.path.join(self.state_dir, "redis"), "--appendonly", "yes",
+            "--save", "", "--daemonize", "no", "--protected-mode", "yes"])
+        wait_for_port(self.redis_port, redis, what="redis-server")
+        roster = self._spawn("roster", [
+            self._bin("roster_service"), f"--listen=127.0.0.1:{self.roster_port}",
+            f"--redis={self.redis_address}", f"--router=127.0.0.1:{self.router_port}"])
+        router = self._spawn("router", [
+            self._bin("presence_router"), f"--listen=127.0.0.1:{self.router_port}",
+            f"--redis={self.redis_address}", f"--reap_interval_ms={self.reap_interval_ms}"])
+        wait_for_port(self.roster_port, roster, what="roster service")
+        wait_for_port(self.router_port, router, what="presence router")
+        for i in range(self.gateway_count):
+            self.start_gateway(i)
+        self._write_state()
+        return self
+
+    def start_gateway(self, i):
+        gw = self._spawn(f"gateway{i + 1}", [
+            self._bin("gateway"), f"--id=gw{i + 1}",
+            f"--listen=127.0.0.1:{self.gateway_ports[i]}",
+            f"--grpc_listen=127.0.0.1:{self.gateway_grpc_ports[i]}",
+            f"--domains={','.join(self.domains)}", f"--redis={self.redis_address}",
+            f"--roster=127.0.0.1:{self.roster_port}", f"--router=127.0.0.1:{self.router_port}",
+            f"--heartbeat_ttl_ms={self.heartbeat_ttl_ms}", "--allow_plaintext"])
+        wait_for_port(self.gateway_ports[i], gw, what=f"gateway {i + 1}")
+        return gw
+
+    def admin(self, *args):
+        out = subprocess.run([self._bin("xc-admin"), f"--redis={self.redis_address}", *args],
+                             capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError(f"xc-admin {' '.join(args)}: {out.stderr.strip()}")
+        return out.stdout
+
+    def add_user(self, jid, password):
+        return self.admin("user", "add", jid, password)
+
+    def kill(self, name, sig=signal.SIGKILL):
+        proc = self.procs[name]
+        proc.send_signal(sig)
+        proc.wait(timeout=15)
+
+    def _write_state(self):
+        state = {
+            "pids": {name: p.pid for name, p in self.procs.items()},
+            "redis": self.redis_address,
+            "gateways": self.gateway_ports,
+            "domains": self.domains,
+        }
+        with open(os.path.join(self.state_dir, "cluster.json"), "w") as f:
+            json.dump(state, f)
+
+    def stop(self):
+        # Gateways first (their drain talks to the router), then services, then Redis.
+        order = [n for n in self.procs if n.startswith("gateway")] + ["roster", "router", "redis"]
+        for name in order:
+            proc = self.procs.get(name)
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def stop_from_state(state_dir):
+    path = os.path.join(state_dir, "cluster.json")
+    if not os.path.exists(path):
+        print("no local cluster is running")
+        return
+    with open(path) as f:
+        state = json.load(f)
+    pids = state["pids"]
+    order = sorted(pids, key=lambda n: (not n.startswith("gateway"), n == "redis"))
+    for name in order:
+        pid = pids[name]
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        print(f"stopped {name} (pid {pid})")
+    os.remove(path)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("--bin-dir")
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--domains", default="localhost")
+    parser.add_argument("--gateways", type=int, default=2)
+    parser.add_argument("--users", default="alice,bob,carol")
+    parser.add_argument("--password", default="secret")
+    args = parser.parse_args()
+    if args.command == "down":
+        stop_from_state(args.state_dir)
+        return
+    os.makedirs(args.state_dir, exist_ok=True)
+    if os.path.exists(os.path.join(args.state_dir, "cluster.json")):
+        stop_from_state(args.state_dir)
+    ports = {"redis": 6390, "roster": 7101, "router": 7102,
+             "gateways": [5222 + i for i in range(args.gateways)],
+             "gateway_grpc": [7201 + i for i in range(args.gateways)]}
+    cluster = LocalCluster(args.bin_dir, args.state_dir, args.domains.split(","), args.gateways,
+                           ports=ports, detach=True)
+    try:
+        cluster.start()
+    except Exception as e:  # leave nothing half-started behind
+        cluster.stop()
+        sys.exit(f"cluster failed to start: {e} (logs in {args.state_dir})")
+    users = []
+    for domain in cluster.domains:
+        for name in args.users.split(","):
+            if name:
+                cluster.add_user(f"{name}@{domain}", args.password)
+                users.append(f"{name}@{domain}")
+    print(f"""
+Local cluster is up (logs and data in {args.state_dir}):
+  redis            127.0.0.1:{cluster.redis_port}  (AOF on)
+  roster service   127.0.0.1:{cluster.roster_port}
+  presence router  127.0.0.1:{cluster.router_port}""")
+    for i, port in enumerate(cluster.gateway_ports):
+        print(f"  gateway {i + 1}        127.0.0.1:{port}  (XMPP client port)")
+    print(f"""
+Demo users (password '{args.password}'): {', '.join(users)}
+Connect any XMPP client to 127.0.0.1 port {cluster.gateway_ports[0]} (or {cluster.gateway_ports[-1]}),
+domain {cluster.domains[0]}, e.g. user alice@{cluster.domains[0]}. This local cluster offers SASL
+PLAIN without TLS on loopback: allow plaintext authentication in the client.
+Add users: ./cluster user add bob2@{cluster.domains[0]} PASSWORD      Stop: ./cluster down""")
+
+
+if __name__ == "__main__":
+    main()
