@@ -1,0 +1,187 @@
+"""End-to-end test support: a real cluster (the launcher's processes) and real XMPP clients
+(slixmpp, Debian's python3-slixmpp) that record every stanza they receive.
+
+Run under Bazel by run_e2e.sh; binaries come from runfiles.
+"""
+import asyncio
+import copy
+import logging
+import os
+import sys
+import tempfile
+import time
+import unittest
+import xml.etree.ElementTree as ET
+
+sys.path.insert(0, os.path.join(os.environ.get("TEST_SRCDIR", ""), "xmpp_cluster", "tools", "cluster"))
+from local_cluster import LocalCluster  # noqa: E402
+
+import slixmpp  # noqa: E402
+
+NS_CLIENT = "{jabber:client}"
+NS_ROSTER = "{jabber:iq:roster}"
+BINARIES = {
+    "roster_service": "services/roster/roster_service",
+    "presence_router": "services/presence/presence_router",
+    "gateway": "services/gateway/gateway",
+    "xc-admin": "tools/admin/xc-admin",
+}
+PASSWORD = "s3cret pass"
+
+
+def runfiles_bin_dir():
+    root = os.path.join(os.environ["TEST_SRCDIR"], "xmpp_cluster")
+    bin_dir = tempfile.mkdtemp(prefix="bin", dir=os.environ.get("TEST_TMPDIR"))
+    for name, rel in BINARIES.items():
+        os.symlink(os.path.join(root, rel), os.path.join(bin_dir, name))
+    return bin_dir
+
+
+def bare(jid):
+    return jid.split("/", 1)[0]
+
+
+class Client(slixmpp.ClientXMPP):
+    """A logged-in XMPP client that keeps every stanza it receives, in order."""
+
+    def __init__(self, jid, password=PASSWORD):
+        super().__init__(jid, password)
+        self.received = []
+        self.cursor = 0
+        self.ready = asyncio.Event()
+        self.failed = None
+        self["feature_mechanisms"].unencrypted_plain = True
+        self.roster.auto_authorize = None  # the test answers subscription requests itself
+        self.roster.auto_subscribe = False
+        self.add_filter("in", self._record)
+        self.add_event_handler("session_bind", self._bound)
+        self.add_event_handler("failed_auth", lambda *_: self._fail("authentication failed"))
+        self.add_event_handler("connection_failed", lambda *_: self._fail("connection failed"))
+
+    def _record(self, stanza):
+        self.received.append(copy.deepcopy(stanza.xml))
+        return stanza
+
+    def _bound(self, *_):
+        self.ready.set()
+
+    def _fail(self, why):
+        self.failed = why
+        self.ready.set()
+
+    async def login(self, port, roster=True, presence=True):
+        self.connect(address=("127.0.0.1", port), use_ssl=False, force_starttls=False,
+                     disable_starttls=True)
+        await asyncio.wait_for(self.ready.wait(), 15)
+        if self.failed:
+            raise AssertionError(f"{self.boundjid}: {self.failed}")
+        if roster:
+            await self.get_roster()
+        if presence:
+            self.send_raw("<presence/>")
+        return self
+
+    def skip_received(self):
+        """Forget what arrived so far; later expectations see only what comes next."""
+        self.cursor = len(self.received)
+
+    async def expect(self, predicate, what, timeout=8.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            for i in range(self.cursor, len(self.received)):
+                if predicate(self.received[i]):
+                    self.cursor = i + 1
+                    return self.received[i]
+            if time.monotonic() > deadline:
+                seen = "\n  ".join(ET.tostring(e, encoding="unicode") for e in self.received[self.cursor:])
+                raise AssertionError(f"{self.boundjid.full}: no {what} within {timeout}s; got:\n  {seen}")
+            await asyncio.sleep(0.02)
+
+    async def expect_none(self, predicate, what, within=1.0):
+        await asyncio.sleep(within)
+        for e in self.received[self.cursor:]:
+            if predicate(e):
+                raise AssertionError(f"{self.boundjid.full}: unexpected {what}: "
+                                     f"{ET.tostring(e, encoding='unicode')}")
+
+    def count(self, predicate):
+        return sum(1 for e in self.received if predicate(e))
+
+    async def logout(self):
+        self.disconnect()
+        await asyncio.sleep(0.2)
+
+
+def presence(ptype=None, frm=None, to=None, show=None):
+    """A predicate for a received <presence/>."""
+    def match(e):
+        if e.tag != NS_CLIENT + "presence":
+            return False
+        if ptype is not None and e.get("type", "") != ptype:
+            return False
+        if frm is not None and e.get("from") != frm:
+            return False
+        if to is not None and e.get("to") != to:
+            return False
+        if show is not None and e.findtext(NS_CLIENT + "show") != show:
+            return False
+        return True
+    return match
+
+
+def roster_push(jid, **attrs):
+    """A predicate for a roster push about `jid` whose item has exactly `attrs` (None = absent)."""
+    def match(e):
+        if e.tag != NS_CLIENT + "iq" or e.get("type") != "set":
+            return False
+        item = e.find(f"{NS_ROSTER}query/{NS_ROSTER}item")
+        if item is None or item.get("jid") != jid:
+            return False
+        return all(item.get(k) == v for k, v in attrs.items())
+    return match
+
+
+class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
+    """One fresh cluster (Redis + services + gateways) per test class."""
+
+    gateways = 2
+    domains = ("localhost",)
+    users = ("alice", "bob", "carol", "dave")
+
+    @classmethod
+    def setUpClass(cls):
+        logging.basicConfig(level=logging.CRITICAL)
+        state = tempfile.mkdtemp(prefix="cluster", dir=os.environ.get("TEST_TMPDIR"))
+        cls.cluster = LocalCluster(runfiles_bin_dir(), state, cls.domains, cls.gateways,
+                                   heartbeat_ttl_ms=2000, reap_interval_ms=300)
+        try:
+            cls.cluster.start()
+            for domain in cls.domains:
+                for user in cls.users:
+                    cls.cluster.add_user(f"{user}@{domain}", PASSWORD)
+        except Exception:
+            cls.cluster.stop()
+            for name in os.listdir(state):
+                if name.endswith(".log"):
+                    print(f"--- {name}\n" + open(os.path.join(state, name)).read()[-4000:])
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.stop()
+
+    async def asyncSetUp(self):
+        self.clients = []
+
+    async def asyncTearDown(self):
+        for c in self.clients:
+            c.disconnect()
+        await asyncio.sleep(0.3)
+
+    def port(self, gateway):
+        return self.cluster.gateway_ports[gateway - 1]
+
+    async def login(self, jid, gateway=1, **kwargs):
+        c = Client(jid)
+        self.clients.append(c)
+        return await c.login(self.port(gateway), **kwargs)
