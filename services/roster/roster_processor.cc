@@ -358,11 +358,12 @@ absl::Status RosterProcessor::HandleRemove(const Jid& session, const XmlElement&
   // §2.5.2 and A6: cancel in both directions from the state before the removal; these bypass
   // the outbound table (from N it would suppress `unsubscribed`).
   const SubscriptionState was = StateOf(*applied->before);
+  Flow flow{out, {}};
   if (was.to || was.pending_out) {
     absl::Status s = ProcessInbound(contact_jid, user, SubscriptionVerb::kUnsubscribe,
                                     SubscriptionStanza(user, contact_jid,
                                                        SubscriptionVerb::kUnsubscribe),
-                                    0, out);
+                                    0, &flow);
     if (!s.ok()) return s;
   }
   if (was.from || was.pending_in) {
@@ -370,10 +371,10 @@ absl::Status RosterProcessor::HandleRemove(const Jid& session, const XmlElement&
     absl::Status s = ProcessInbound(contact_jid, user, SubscriptionVerb::kUnsubscribed,
                                     SubscriptionStanza(user, contact_jid,
                                                        SubscriptionVerb::kUnsubscribed),
-                                    0, out);
+                                    0, &flow);
     if (!s.ok()) return s;
   }
-  return absl::OkStatus();
+  return DrainDeferred(&flow);
 }
 
 absl::StatusOr<RosterOutput> RosterProcessor::HandleSubscription(const Jid& user_jid,
@@ -412,9 +413,10 @@ absl::StatusOr<RosterOutput> RosterProcessor::HandleSubscription(const Jid& user
         return change;
       });
   if (!applied.ok()) return applied.status();
+  Flow flow{&out, {}};
   if (outcome.unavailable_first) AddSnapshot(user, contact, /*unavailable=*/true, &out);
   if (outcome.route) {
-    absl::Status s = ProcessInbound(contact, user, *verb, stanza, 0, &out);
+    absl::Status s = ProcessInbound(contact, user, *verb, stanza, 0, &flow);
     if (!s.ok()) return s;
   }
   if (applied->pushed) {
@@ -422,12 +424,46 @@ absl::StatusOr<RosterOutput> RosterProcessor::HandleSubscription(const Jid& user
             applied->version, &out);
   }
   if (outcome.send_current_presence) AddSnapshot(user, contact, /*unavailable=*/false, &out);
+  absl::Status drained = DrainDeferred(&flow);
+  if (!drained.ok()) return drained;
   return out;
+}
+
+absl::StatusOr<RosterOutput> RosterProcessor::HandleInbound(const Jid& receiver,
+                                                            const Jid& sender,
+                                                            const XmlElement& presence) {
+  RosterOutput out;
+  std::optional<SubscriptionVerb> verb = VerbOf(presence.Attribute("type"));
+  if (!verb) return out;
+  XmlElement stanza = presence;
+  stanza.SetAttribute("from", sender.BareString());
+  stanza.SetAttribute("to", receiver.BareString());
+  Flow flow{&out, {}};
+  absl::Status s = ProcessInbound(receiver.Bare(), sender.Bare(), *verb, stanza, 0, &flow);
+  if (s.ok()) s = DrainDeferred(&flow);
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status RosterProcessor::DrainDeferred(Flow* flow) {
+  for (size_t i = 0; i < flow->deferred.size(); ++i) {
+    const Deferred d = flow->deferred[i];  // a copy: processing may append
+    if (!d.is_reply) {
+      AddSnapshot(d.receiver, d.sender, d.unavailable, flow->out);
+      continue;
+    }
+    absl::Status s = ProcessInbound(d.receiver, d.sender, d.verb,
+                                    SubscriptionStanza(d.sender, d.receiver, d.verb), d.depth, flow);
+    if (!s.ok()) return s;
+  }
+  flow->deferred.clear();
+  return absl::OkStatus();
 }
 
 absl::Status RosterProcessor::ProcessInbound(const Jid& receiver, const Jid& sender,
                                              SubscriptionVerb verb, const XmlElement& stanza,
-                                             int depth, RosterOutput* out) {
+                                             int depth, Flow* flow) {
+  RosterOutput* out = flow->out;
   if (depth > 2) return absl::OkStatus();
   absl::StatusOr<bool> exists = store_->UserExists(receiver.BareString());
   if (!exists.ok()) return exists.status();
@@ -460,12 +496,6 @@ absl::Status RosterProcessor::ProcessInbound(const Jid& receiver, const Jid& sen
     }
     return applied.status();
   }
-  if (outcome.auto_reply == AutoReply::kSubscribed) {
-    absl::Status s = ProcessInbound(sender, receiver, SubscriptionVerb::kSubscribed,
-                                    SubscriptionStanza(receiver, sender, SubscriptionVerb::kSubscribed),
-                                    depth + 1, out);
-    if (!s.ok()) return s;
-  }
   if (outcome.deliver) {
     Audience audience = verb == SubscriptionVerb::kSubscribe
                             ? xmpp::presence::v1::AUDIENCE_AVAILABLE
@@ -477,12 +507,21 @@ absl::Status RosterProcessor::ProcessInbound(const Jid& receiver, const Jid& sen
             applied->version, out);
   }
   if (outcome.unavailable_to_sender) AddSnapshot(receiver, sender, true, out);
-  if (outcome.current_presence_to_sender) AddSnapshot(receiver, sender, false, out);
-  if (outcome.auto_reply == AutoReply::kUnsubscribed) {
-    absl::Status s = ProcessInbound(
-        sender, receiver, SubscriptionVerb::kUnsubscribed,
-        SubscriptionStanza(receiver, sender, SubscriptionVerb::kUnsubscribed), depth + 1, out);
-    if (!s.ok()) return s;
+  if (outcome.auto_reply != AutoReply::kNone) {
+    Deferred reply;
+    reply.receiver = sender;
+    reply.sender = receiver;
+    reply.verb = outcome.auto_reply == AutoReply::kSubscribed ? SubscriptionVerb::kSubscribed
+                                                              : SubscriptionVerb::kUnsubscribed;
+    reply.depth = depth + 1;
+    flow->deferred.push_back(reply);
+  }
+  if (outcome.current_presence_to_sender) {
+    Deferred presence;
+    presence.is_reply = false;
+    presence.receiver = receiver;  // from
+    presence.sender = sender;      // to
+    flow->deferred.push_back(presence);
   }
   return absl::OkStatus();
 }

@@ -39,6 +39,10 @@ class RosterProcessor {
   absl::StatusOr<RosterOutput> HandleRosterIq(const Jid& session, const XmlElement& iq);
   // `presence` is subscribe/subscribed/unsubscribe/unsubscribed with bare `from` and `to`.
   absl::StatusOr<RosterOutput> HandleSubscription(const Jid& user, const XmlElement& presence);
+  // A subscription stanza from `sender` arriving for local user `receiver` (inbound processing
+  // only: what a contact's server would hand us).
+  absl::StatusOr<RosterOutput> HandleInbound(const Jid& receiver, const Jid& sender,
+                                             const XmlElement& presence);
 
  private:
   absl::Status HandleGet(const Jid& session, const XmlElement& iq, const XmlElement& query,
@@ -47,8 +51,24 @@ class RosterProcessor {
                          RosterOutput* out);
   absl::Status HandleRemove(const Jid& session, const XmlElement& iq, const Jid& contact,
                             RosterOutput* out);
+  // Work an input causes after its own effects: automatic replies (and the presence that
+  // follows a pre-approved answer) take effect as if they arrived later from the other server,
+  // so every push a client sees carries the item's state at that moment.
+  struct Deferred {
+    bool is_reply = true;
+    Jid receiver;
+    Jid sender;
+    SubscriptionVerb verb = SubscriptionVerb::kSubscribed;
+    bool unavailable = false;  // for a presence snapshot (is_reply == false)
+    int depth = 0;
+  };
+  struct Flow {
+    RosterOutput* out;
+    std::vector<Deferred> deferred;
+  };
   absl::Status ProcessInbound(const Jid& receiver, const Jid& sender, SubscriptionVerb verb,
-                              const XmlElement& stanza, int depth, RosterOutput* out);
+                              const XmlElement& stanza, int depth, Flow* flow);
+  absl::Status DrainDeferred(Flow* flow);
 
   RosterStore* store_;
   RosterLimits limits_;
