@@ -514,7 +514,9 @@ void ClientSession::HandleIq(XmlElement iq) {
     SendError(iq, StanzaErrorCondition::kBadRequest, payload.status().message());
     return Finish();
   }
-  if ((*payload)->ns() == kNsRoster && (!target || target->Bare() == user_ || for_account)) {
+  // Every roster get/set goes to the roster service, which answers `forbidden` for a roster
+  // that is not the sender's (RFC 6121 §2.1.5).
+  if ((*payload)->ns() == kNsRoster && (*payload)->name() == "query") {
     const bool is_get = *type == IqType::kGet;
     auto send_to_roster = [this, iq]() {
       xmpp::roster::v1::RosterIqRequest request;

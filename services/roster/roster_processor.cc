@@ -506,7 +506,14 @@ absl::Status RosterProcessor::ProcessInbound(const Jid& receiver, const Jid& sen
     AddPush(receiver, sender.BareString(), applied->after ? &*applied->after : nullptr,
             applied->version, out);
   }
-  if (outcome.unavailable_to_sender) AddSnapshot(receiver, sender, true, out);
+  if (outcome.unavailable_to_sender) {
+    Deferred unavailable;  // back to the sender: after the sender's own push
+    unavailable.is_reply = false;
+    unavailable.unavailable = true;
+    unavailable.receiver = receiver;  // from
+    unavailable.sender = sender;      // to
+    flow->deferred.push_back(unavailable);
+  }
   if (outcome.auto_reply != AutoReply::kNone) {
     Deferred reply;
     reply.receiver = sender;

@@ -51,9 +51,10 @@ class RosterProcessor {
                          RosterOutput* out);
   absl::Status HandleRemove(const Jid& session, const XmlElement& iq, const Jid& contact,
                             RosterOutput* out);
-  // Work an input causes after its own effects: automatic replies (and the presence that
-  // follows a pre-approved answer) take effect as if they arrived later from the other server,
-  // so every push a client sees carries the item's state at that moment.
+  // Work an input causes after its own effects: whatever goes back to the originator
+  // (automatic replies, the presence after a pre-approved answer, the unavailable after an
+  // unsubscribe) takes effect as if it arrived later from the other server, so every push a
+  // client sees carries the item's state at that moment.
   struct Deferred {
     bool is_reply = true;
     Jid receiver;

@@ -81,6 +81,13 @@ class Client(slixmpp.ClientXMPP):
             self.send_raw("<presence/>")
         return self
 
+    def mark(self):
+        return self.cursor
+
+    def rewind(self, mark):
+        """Look again from `mark` (for stanzas whose relative order is not specified)."""
+        self.cursor = mark
+
     def skip_received(self):
         """Forget what arrived so far; later expectations see only what comes next."""
         self.cursor = len(self.received)
