@@ -1,5 +1,6 @@
 #include "services/presence/presence_router.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 
@@ -179,12 +180,19 @@ absl::Status PresenceRouter::BroadcastUnavailable(const Jid& full, const XmlElem
                                    false, out);
     if (!s.ok()) return s;
   }
-  // The user's other available resources.
+  // The user's other available resources, and whoever got directed presence (§4.6.3).
   absl::StatusOr<std::vector<SessionEntry>> own = directory_->List(bare);
   if (!own.ok()) return own.status();
   std::string xml = SerializeXml(WithAddresses(unavailable, full.ToString(), ""));
   for (SessionEntry& e : *own) {
     if (e.resource == full.resource()) {
+      for (const std::string& to : e.record.directed_to()) {
+        absl::StatusOr<Jid> target = Jid::Parse(to);
+        if (!target.ok()) continue;
+        absl::Status s = DeliverDirected(*target, WithAddresses(unavailable, full.ToString(), to), out);
+        if (!s.ok()) return s;
+      }
+      e.record.clear_directed_to();
       e.record.set_available(false);
       (void)directory_->Update(full, e.record);
       continue;
@@ -220,18 +228,11 @@ absl::StatusOr<std::vector<XmlElement>> PresenceRouter::HandlePresence(const Jid
     XmlElement stamped = WithAddresses(presence, session.ToString(), to);
     if (parsed->type == PresenceType::kProbe) {
       status = AnswerProbe(session, *target, presence, &out);
-    } else if (target->is_full()) {
-      // Directed to one resource; error presence goes only to a connected full JID (A11).
-      absl::StatusOr<std::vector<SessionEntry>> sessions = directory_->List(target->Bare());
-      if (!sessions.ok()) return sessions.status();
-      for (const SessionEntry& e : *sessions) {
-        if (e.resource == target->resource()) {
-          out.Add(e.record.gateway_id(), target->ToString(), SerializeXml(stamped), false);
-        }
-      }
-    } else if (parsed->type != PresenceType::kError) {
-      // §8.5.2: to a bare JID, every available resource; nothing is stored when none is.
-      status = DeliverToBare(*target, xmpp::presence::v1::AUDIENCE_AVAILABLE, stamped, false, &out);
+    } else if (parsed->type == PresenceType::kError) {
+      status = DeliverDirected(*target, stamped, &out, /*full_jid_only=*/true);  // A11
+    } else {
+      status = RememberDirected(session, *target, parsed->type == PresenceType::kAvailable);
+      if (status.ok()) status = DeliverDirected(*target, stamped, &out);
     }
   } else if (parsed->type == PresenceType::kAvailable) {
     absl::StatusOr<std::vector<SessionEntry>> own = directory_->List(bare);
@@ -303,6 +304,51 @@ absl::StatusOr<std::vector<XmlElement>> PresenceRouter::HandlePresence(const Jid
   if (!status.ok()) return status;
   out.Flush();
   return replies;
+}
+
+absl::Status PresenceRouter::DeliverDirected(const Jid& target, const XmlElement& stanza,
+                                             Outbox* out, bool full_jid_only) {
+  if (target.is_full()) {
+    absl::StatusOr<std::vector<SessionEntry>> sessions = directory_->List(target.Bare());
+    if (!sessions.ok()) return sessions.status();
+    for (const SessionEntry& e : *sessions) {
+      if (e.resource == target.resource()) {
+        out->Add(e.record.gateway_id(), target.ToString(), SerializeXml(stanza), false);
+      }
+    }
+    return absl::OkStatus();
+  }
+  if (full_jid_only) return absl::OkStatus();
+  // §8.5.2: to a bare JID, every available resource; nothing is stored when there is none.
+  return DeliverToBare(target, xmpp::presence::v1::AUDIENCE_AVAILABLE, stanza, false, out);
+}
+
+absl::Status PresenceRouter::RememberDirected(const Jid& session, const Jid& target,
+                                              bool available) {
+  // §4.6.2: a subscriber already gets broadcasts; the list is for everyone else.
+  absl::StatusOr<Contacts> contacts = ReadContacts(session.Bare());
+  if (!contacts.ok()) return contacts.status();
+  for (const Jid& c : contacts->presence_to) {
+    if (c == target.Bare()) return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<SessionEntry>> own = directory_->List(session.Bare());
+  if (!own.ok()) return own.status();
+  for (SessionEntry& e : *own) {
+    if (e.resource != session.resource()) continue;
+    const std::string key = target.ToString();
+    auto* list = e.record.mutable_directed_to();
+    auto it = std::find(list->begin(), list->end(), key);
+    if (available && it == list->end()) {
+      if (list->size() >= 1000) return absl::OkStatus();  // bounded; the oldest stay
+      list->Add(std::string(key));
+    } else if (!available && it != list->end()) {
+      list->erase(it);  // §4.6.3: a directed unavailable was already sent
+    } else {
+      return absl::OkStatus();
+    }
+    return directory_->Update(session, e.record);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PresenceRouter::AnswerProbe(const Jid& prober, const Jid& target,

@@ -52,6 +52,9 @@ class PresenceRouter {
   absl::Status DeliverToBare(const Jid& bare, xmpp::presence::v1::Audience audience,
                              const XmlElement& stanza, bool address_each, Outbox* out);
   absl::Status DeliverSnapshot(const xmpp::presence::v1::PresenceSnapshot& snapshot, Outbox* out);
+  absl::Status DeliverDirected(const Jid& target, const XmlElement& stanza, Outbox* out,
+                               bool full_jid_only = false);
+  absl::Status RememberDirected(const Jid& session, const Jid& target, bool available);
   absl::Status AnswerProbe(const Jid& prober, const Jid& target, const XmlElement& probe,
                            Outbox* out);
 

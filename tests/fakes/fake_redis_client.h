@@ -1,0 +1,26 @@
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/redis/redis_client.h"
+
+namespace xc::testing {
+
+// An in-memory RedisClient for unit tests: strings and hashes with the commands the services'
+// readers use (GET SET DEL EXISTS HGET HSET HDEL HGETALL HVALS HLEN). Anything else fails the
+// call with Unimplemented, so a test never passes by accident.
+class FakeRedisClient final : public RedisClient {
+ public:
+  absl::StatusOr<RedisReply> Command(const RedisArgv& argv) override;
+  absl::StatusOr<std::vector<RedisReply>> Pipeline(const std::vector<RedisArgv>& commands) override;
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::string> strings_;
+  std::map<std::string, std::map<std::string, std::string>> hashes_;
+};
+
+}  // namespace xc::testing
