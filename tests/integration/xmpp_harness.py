@@ -78,7 +78,14 @@ class Client(slixmpp.ClientXMPP):
         if roster:
             await self.get_roster()
         if presence:
+            # Wait until the server has made this resource available (its own presence comes
+            # back), so that stanzas others send to the bare JID cannot overtake it.
+            mark = self.cursor
             self.send_raw("<presence/>")
+            full = self.boundjid.full
+            await self.expect(lambda e: e.tag == NS_CLIENT + "presence" and e.get("from") == full
+                              and e.get("type") is None, "own initial presence")
+            self.rewind(mark)
         return self
 
     def mark(self):
