@@ -1,5 +1,9 @@
 #include "core/auth/scram.h"
 
+#include <stringprep.h>
+
+#include <cstdlib>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -44,9 +48,22 @@ std::string SaltedPassword(ScramHash hash, absl::string_view password, absl::str
 
 }  // namespace
 
+std::string SaslPrepPassword(absl::string_view password) {
+  std::string copy(password);
+  char* out = nullptr;
+  if (stringprep_profile(copy.c_str(), &out, "SASLprep", static_cast<Stringprep_profile_flags>(0)) !=
+      STRINGPREP_OK) {
+    std::free(out);
+    return copy;  // not preparable: used as given (both sides then agree on the raw bytes)
+  }
+  std::string prepared(out);
+  std::free(out);
+  return prepared;
+}
+
 ScramCredentials DeriveScramCredentials(ScramHash hash, absl::string_view password,
                                         absl::string_view salt, int iterations) {
-  std::string salted = SaltedPassword(hash, password, salt, iterations);
+  std::string salted = SaltedPassword(hash, SaslPrepPassword(password), salt, iterations);
   ScramCredentials c;
   c.salt = std::string(salt);
   c.iterations = iterations;

@@ -22,6 +22,9 @@ ScramCredentials DeriveScramCredentials(ScramHash hash, absl::string_view passwo
 ScramCredentials NewScramCredentials(ScramHash hash, absl::string_view password,
                                      int iterations = 4096);
 
+// RFC 4013 SASLprep of a password (what SCRAM clients hash); unpreparable input is returned as is.
+std::string SaslPrepPassword(absl::string_view password);
+
 // Checks a plaintext password (SASL PLAIN) against stored credentials, in constant time.
 bool VerifyPasswordAgainstScram(ScramHash hash, const ScramCredentials& credentials,
                                 absl::string_view password);

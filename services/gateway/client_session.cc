@@ -1,6 +1,9 @@
 #include "services/gateway/client_session.h"
 
 #include <errno.h>
+#include <gsasl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -67,7 +70,14 @@ ClientSession::ClientSession(GatewayContext* context, int fd, std::string peer)
 }
 
 ClientSession::~ClientSession() {
+  EndSasl();
+  if (ssl_ != nullptr) SSL_free(ssl_);
   if (fd_ >= 0) close(fd_);
+}
+
+bool ClientSession::SaslAllowed() const {
+  // RFC 6120 §13.8: authentication only inside TLS unless the operator allows plaintext.
+  return TlsActive() || ctx_->config.allow_plaintext;
 }
 
 void ClientSession::Start() {
@@ -86,21 +96,11 @@ void ClientSession::ReadSome() {
   for (int round = 0; round < 8 && !closed_; ++round) {
     ssize_t n = recv(fd_, buf, sizeof(buf), 0);
     if (n > 0) {
-      XmlFault fault = parser_->Feed(absl::string_view(buf, static_cast<size_t>(n)));
-      if (closed_) return;
-      switch (fault) {
-        case XmlFault::kNone:
-          break;
-        case XmlFault::kRestrictedXml:
-          return CloseWithError(StreamErrorCondition::kRestrictedXml, parser_->fault_detail());
-        case XmlFault::kPolicyViolation:
-          return CloseWithError(StreamErrorCondition::kPolicyViolation, parser_->fault_detail());
-        case XmlFault::kBadNamespacePrefix:
-          return CloseWithError(StreamErrorCondition::kBadNamespacePrefix, parser_->fault_detail());
-        case XmlFault::kUnsupportedEncoding:
-          return CloseWithError(StreamErrorCondition::kUnsupportedEncoding);
-        case XmlFault::kNotWellFormed:
-          return CloseWithError(StreamErrorCondition::kNotWellFormed, parser_->fault_detail());
+      if (TlsActive()) {
+        BIO_write(SSL_get_rbio(ssl_), buf, static_cast<int>(n));
+        DriveTls();
+      } else {
+        OnPlaintext(absl::string_view(buf, static_cast<size_t>(n)));
       }
       if (static_cast<size_t>(n) < sizeof(buf)) return;
       continue;
@@ -112,9 +112,92 @@ void ClientSession::ReadSome() {
   }
 }
 
+void ClientSession::OnPlaintext(absl::string_view bytes) {
+  if (closed_) return;
+  in_feed_ = true;
+  XmlFault fault = parser_->Feed(bytes);
+  in_feed_ = false;
+  if (pending_parser_reset_) {
+    // A restart (STARTTLS) was asked for while the parser was running: everything after it
+    // belongs to the new stream.
+    pending_parser_reset_ = false;
+    parser_->Reset();
+    return;
+  }
+  if (closed_) return;
+  switch (fault) {
+    case XmlFault::kNone:
+      break;
+    case XmlFault::kRestrictedXml:
+      return CloseWithError(StreamErrorCondition::kRestrictedXml, parser_->fault_detail());
+    case XmlFault::kPolicyViolation:
+      return CloseWithError(StreamErrorCondition::kPolicyViolation, parser_->fault_detail());
+    case XmlFault::kBadNamespacePrefix:
+      return CloseWithError(StreamErrorCondition::kBadNamespacePrefix, parser_->fault_detail());
+    case XmlFault::kUnsupportedEncoding:
+      return CloseWithError(StreamErrorCondition::kUnsupportedEncoding);
+    case XmlFault::kNotWellFormed:
+      return CloseWithError(StreamErrorCondition::kNotWellFormed, parser_->fault_detail());
+  }
+}
+
+void ClientSession::StartTls() {
+  ssl_ = SSL_new(static_cast<SSL_CTX*>(ctx_->tls_context));
+  SSL_set_bio(ssl_, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+  SSL_set_accept_state(ssl_);
+}
+
+void ClientSession::DriveTls() {
+  char plain[16384];
+  while (!closed_) {
+    int r = SSL_read(ssl_, plain, sizeof(plain));
+    if (r > 0) {
+      OnPlaintext(absl::string_view(plain, static_cast<size_t>(r)));
+      continue;
+    }
+    int err = SSL_get_error(ssl_, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) break;
+    if (err != SSL_ERROR_ZERO_RETURN) {
+      XC_LOG(INFO) << "TLS failure from " << peer_ << ": "
+                   << ERR_reason_error_string(ERR_peek_last_error());
+    }
+    FlushTlsOutput();
+    out_.clear();
+    Close();
+    return;
+  }
+  if (closed_) return;
+  if (SSL_is_init_finished(ssl_) && !tls_pending_.empty()) {
+    std::string pending;
+    pending.swap(tls_pending_);
+    SSL_write(ssl_, pending.data(), static_cast<int>(pending.size()));
+  }
+  FlushTlsOutput();
+}
+
+void ClientSession::FlushTlsOutput() {
+  BIO* wbio = SSL_get_wbio(ssl_);
+  char buf[16384];
+  int n;
+  while ((n = BIO_read(wbio, buf, sizeof(buf))) > 0) out_.append(buf, static_cast<size_t>(n));
+  FlushWrites();
+}
+
 void ClientSession::Write(absl::string_view bytes) {
   if (closed_) return;
-  out_.append(bytes.data(), bytes.size());
+  if (TlsActive()) {
+    if (!SSL_is_init_finished(ssl_)) {
+      tls_pending_.append(bytes.data(), bytes.size());
+      return;
+    }
+    SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size()));
+    BIO* wbio = SSL_get_wbio(ssl_);
+    char buf[16384];
+    int n;
+    while ((n = BIO_read(wbio, buf, sizeof(buf))) > 0) out_.append(buf, static_cast<size_t>(n));
+  } else {
+    out_.append(bytes.data(), bytes.size());
+  }
   if (out_.size() > ctx_->config.max_write_buffer_bytes) {
     XC_LOG(WARNING) << "closing slow reader " << peer_ << " (" << out_.size() << " bytes queued)";
     out_.clear();
@@ -197,11 +280,19 @@ void ClientSession::SendHeader(const std::string& client_from) {
 void ClientSession::SendFeatures() {
   std::string features = "<stream:features>";
   if (!authenticated_) {
-    // PLAIN is offered only where the operator allows it without TLS (RFC 6120 §13.8.3).
-    if (ctx_->config.allow_plaintext) {
+    const bool tls_offered = ctx_->tls_context != nullptr && !TlsActive();
+    if (tls_offered) {
+      features += ctx_->config.tls_required
+                      ? "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
+                      : "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+    }
+    // Mechanisms only where authentication may happen: inside TLS, or where the operator
+    // allows plaintext; PLAIN never outside both (RFC 6120 §13.8.3).
+    if (!(tls_offered && ctx_->config.tls_required) && SaslAllowed()) {
       features +=
-          "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism>"
-          "</mechanisms>";
+          "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+          "<mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism>"
+          "<mechanism>PLAIN</mechanism></mechanisms>";
     }
   } else {
     features +=
@@ -285,6 +376,18 @@ void ClientSession::Finish() {
 void ClientSession::HandleNegotiation(const XmlElement& element) {
   if (!authenticated_ && element.ns() == kNsSasl) {
     if (element.name() == "auth") return HandleAuth(element);
+    if (element.name() == "response" && scram_stage_ == ScramStage::kAwaitClientFirst) {
+      std::string decoded;
+      if (!absl::Base64Unescape(element.Text(), &decoded)) {
+        EndSasl();
+        SaslFailure("incorrect-encoding");
+        return Finish();
+      }
+      return StartScram(sasl_mechanism_, decoded);
+    }
+    if (element.name() == "response" && scram_stage_ == ScramStage::kAwaitFinal) {
+      return ScramStep(element.Text());
+    }
     if (element.name() == "response" && plain_challenge_sent_) {
       plain_challenge_sent_ = false;
       std::string decoded;
@@ -297,6 +400,7 @@ void ClientSession::HandleNegotiation(const XmlElement& element) {
     }
     if (element.name() == "abort") {
       plain_challenge_sent_ = false;
+      EndSasl();
       SaslFailure("aborted");
       return Finish();
     }
@@ -304,11 +408,21 @@ void ClientSession::HandleNegotiation(const XmlElement& element) {
     return Finish();
   }
   if (element.ns() == kNsTls && element.name() == "starttls") {
-    // TLS is not configured on this listener.
-    Write("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-    Write(kStreamClose);
-    Close();
-    return;
+    if (ctx_->tls_context == nullptr || TlsActive() || authenticated_) {
+      // RFC 6120 §5.4.2.2: failure, then close.
+      Write("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+      Write(kStreamClose);
+      Close();
+      return;
+    }
+    Write("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    // TLS starts right after the '>' (§5.4.3.3); nothing learnt before counts.
+    parser_->Pause();
+    pending_parser_reset_ = true;
+    inbox_.clear();
+    stream_open_ = false;
+    StartTls();
+    return Finish();
   }
   if (KindOf(element) == StanzaKind::kUnknown) {
     return CloseWithError(StreamErrorCondition::kUnsupportedStanzaType);
@@ -327,22 +441,178 @@ void ClientSession::SaslFailure(absl::string_view condition) {
 
 void ClientSession::HandleAuth(const XmlElement& auth) {
   std::string mechanism = auth.Attribute("mechanism");
-  if (mechanism != "PLAIN" || !ctx_->config.allow_plaintext) {
-    SaslFailure(mechanism == "PLAIN" ? "encryption-required" : "invalid-mechanism");
+  EndSasl();
+  if (!SaslAllowed()) {
+    SaslFailure("encryption-required");
     return Finish();
   }
   std::string text = auth.Text();
-  if (text.empty() || text == "=") {
+  std::string decoded;
+  if (text != "=" && !absl::Base64Unescape(text, &decoded)) {
+    SaslFailure("incorrect-encoding");
+    return Finish();
+  }
+  if (mechanism == "SCRAM-SHA-256" || mechanism == "SCRAM-SHA-1") {
+    sasl_mechanism_ = mechanism;
+    if (decoded.empty()) {
+      scram_stage_ = ScramStage::kAwaitClientFirst;
+      Write("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>=</challenge>");
+      return Finish();
+    }
+    return StartScram(mechanism, decoded);
+  }
+  if (mechanism != "PLAIN") {
+    SaslFailure("invalid-mechanism");
+    return Finish();
+  }
+  if (decoded.empty()) {
     plain_challenge_sent_ = true;
     Write("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>=</challenge>");
     return Finish();
   }
-  std::string decoded;
-  if (!absl::Base64Unescape(text, &decoded)) {
-    SaslFailure("incorrect-encoding");
+  CheckPlain(decoded);
+}
+
+namespace {
+
+// The user name of a SCRAM client-first message ("n,,n=user,r=nonce"; RFC 5802 §5.1), with
+// "=2C" and "=3D" decoded.
+std::optional<std::string> ScramUserName(absl::string_view client_first) {
+  size_t gs2_end = client_first.find(',');
+  if (gs2_end == absl::string_view::npos) return std::nullopt;
+  size_t authz_end = client_first.find(',', gs2_end + 1);
+  if (authz_end == absl::string_view::npos) return std::nullopt;
+  absl::string_view bare = client_first.substr(authz_end + 1);
+  if (bare.substr(0, 2) != "n=") return std::nullopt;
+  absl::string_view name = bare.substr(2, bare.find(',') == absl::string_view::npos
+                                                ? absl::string_view::npos
+                                                : bare.find(',') - 2);
+  std::string out;
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (name.substr(i, 3) == "=2C") {
+      out.push_back(',');
+      i += 2;
+    } else if (name.substr(i, 3) == "=3D") {
+      out.push_back('=');
+      i += 2;
+    } else {
+      out.push_back(name[i]);
+    }
+  }
+  if (out.empty()) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
+void ClientSession::EndSasl() {
+  if (sasl_ != nullptr) gsasl_finish(sasl_);
+  sasl_ = nullptr;
+  scram_stage_ = ScramStage::kNone;
+  sasl_account_.reset();
+}
+
+void ClientSession::StartScram(const std::string& mechanism, const std::string& client_first) {
+  std::optional<std::string> name = ScramUserName(client_first);
+  absl::StatusOr<Jid> user = name ? (name->find('@') == std::string::npos
+                                         ? Jid::FromParts(*name, domain_, "")
+                                         : Jid::Parse(*name))
+                                  : absl::StatusOr<Jid>(absl::InvalidArgumentError("no name"));
+  if (!user.ok() || user->local().empty() || user->domain() != domain_ || user->is_full()) {
+    EndSasl();
+    SaslFailure(name ? "not-authorized" : "malformed-request");
     return Finish();
   }
-  CheckPlain(decoded);
+  scram_stage_ = ScramStage::kLookup;
+  sasl_user_ = *user;
+  std::weak_ptr<ClientSession> weak = shared_from_this();
+  GatewayContext* ctx = ctx_;
+  Jid who = *user;
+  std::string first = client_first;
+  ctx_->work->Submit([ctx, weak, who, first, mechanism] {
+    absl::StatusOr<std::optional<StoredAccount>> account = ctx->accounts->Lookup(who);
+    ctx->loop->Post([weak, account, first, mechanism] {
+      std::shared_ptr<ClientSession> self = weak.lock();
+      if (!self || self->closed_ || self->scram_stage_ != ScramStage::kLookup) return;
+      if (!account.ok()) {
+        self->EndSasl();
+        self->SaslFailure("temporary-auth-failure");
+        return self->Finish();
+      }
+      if (!account->has_value()) {
+        self->EndSasl();
+        self->SaslFailure("not-authorized");
+        return self->Finish();
+      }
+      self->sasl_account_ = **account;
+      Gsasl_session* sasl = nullptr;
+      if (gsasl_server_start(static_cast<Gsasl*>(self->ctx_->sasl_context), mechanism.c_str(),
+                             &sasl) != GSASL_OK) {
+        self->EndSasl();
+        self->SaslFailure("invalid-mechanism");
+        return self->Finish();
+      }
+      self->sasl_ = sasl;
+      gsasl_session_hook_set(sasl, self.get());
+      self->scram_stage_ = ScramStage::kAwaitFinal;
+      self->ScramStep(absl::Base64Escape(first));
+    });
+  });
+}
+
+void ClientSession::ScramStep(const std::string& base64_in) {
+  char* out = nullptr;
+  int rc = gsasl_step64(sasl_, base64_in.c_str(), &out);
+  std::string payload = out != nullptr ? out : "";
+  gsasl_free(out);
+  if (rc == GSASL_NEEDS_MORE) {
+    Write(absl::StrCat("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>",
+                       payload.empty() ? "=" : payload, "</challenge>"));
+    return Finish();
+  }
+  if (rc == GSASL_OK) {
+    const char* authzid = gsasl_property_fast(sasl_, GSASL_AUTHZID);
+    Jid user = sasl_user_;
+    bool authz_ok = true;
+    if (authzid != nullptr && *authzid != '\0') {
+      absl::StatusOr<Jid> authz = Jid::Parse(authzid);
+      authz_ok = authz.ok() && *authz == user;
+    }
+    EndSasl();
+    if (!authz_ok) {
+      SaslFailure("invalid-authzid");
+      return Finish();
+    }
+    return AuthSucceeded(user, payload);
+  }
+  XC_LOG(INFO) << "SCRAM failed for " << sasl_user_.BareString() << ": " << gsasl_strerror(rc);
+  EndSasl();
+  SaslFailure(rc == GSASL_MECHANISM_PARSE_ERROR ? "malformed-request" : "not-authorized");
+  Finish();
+}
+
+// libgsasl takes the salt, StoredKey and ServerKey base64-encoded (its header says hex for the
+// keys, but 2.2 decodes base64: hex fails every proof).
+int ClientSession::ProvideSaslProperty(int property, Gsasl_session* sasl) {
+  if (!sasl_account_) return GSASL_NO_CALLBACK;
+  const ScramCredentials& c =
+      sasl_mechanism_ == "SCRAM-SHA-1" ? sasl_account_->sha1 : sasl_account_->sha256;
+  switch (property) {
+    case GSASL_SCRAM_ITER:
+      gsasl_property_set(sasl, GSASL_SCRAM_ITER, std::to_string(c.iterations).c_str());
+      return GSASL_OK;
+    case GSASL_SCRAM_SALT:
+      gsasl_property_set(sasl, GSASL_SCRAM_SALT, absl::Base64Escape(c.salt).c_str());
+      return GSASL_OK;
+    case GSASL_SCRAM_STOREDKEY:
+      gsasl_property_set(sasl, GSASL_SCRAM_STOREDKEY, absl::Base64Escape(c.stored_key).c_str());
+      return GSASL_OK;
+    case GSASL_SCRAM_SERVERKEY:
+      gsasl_property_set(sasl, GSASL_SCRAM_SERVERKEY, absl::Base64Escape(c.server_key).c_str());
+      return GSASL_OK;
+    default:
+      return GSASL_NO_CALLBACK;
+  }
 }
 
 void ClientSession::CheckPlain(const std::string& message) {
@@ -387,19 +657,30 @@ void ClientSession::CheckPlain(const std::string& message) {
         self->SaslFailure("not-authorized");
         return self->Finish();
       }
-      self->user_ = who;
-      self->authenticated_ = true;
-      self->Write("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
-      // RFC 6120 §6.4.6: the client restarts the stream; nothing parsed so far counts.
-      XmlLimits limits = self->ctx_->config.limits;
-      self->parser_->Pause();
-      self->parser_->Reset();
-      self->parser_->set_limits(limits);
-      self->inbox_.clear();
-      self->stream_open_ = false;
-      self->Finish();
+      self->AuthSucceeded(who, "");
     });
   });
+}
+
+void ClientSession::AuthSucceeded(const Jid& user, const std::string& success_payload) {
+  user_ = user;
+  authenticated_ = true;
+  Write(success_payload.empty()
+            ? std::string("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+            : absl::StrCat("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>", success_payload,
+                           "</success>"));
+  // RFC 6120 §6.4.6: the client restarts the stream; nothing parsed so far counts. The parser
+  // cannot be reset from inside its own callback, so that case is deferred to OnPlaintext.
+  parser_->set_limits(ctx_->config.limits);
+  parser_->Pause();
+  if (in_feed_) {
+    pending_parser_reset_ = true;
+  } else {
+    parser_->Reset();
+  }
+  inbox_.clear();
+  stream_open_ = false;
+  Finish();
 }
 
 void ClientSession::HandleStanza(XmlElement stanza) {

@@ -8,7 +8,12 @@
 #include "core/stanza/errors.h"
 #include "core/xml/xml_element.h"
 #include "core/xml/xml_stream_parser.h"
+#include "core/store/account_store.h"
 #include "services/gateway/gateway_context.h"
+
+typedef struct ssl_st SSL;
+typedef struct bio_st BIO;
+typedef struct Gsasl_session Gsasl_session;
 
 namespace xc {
 
@@ -38,6 +43,12 @@ class ClientSession final : public XmlStreamHandler,
  private:
   void OnEvents(uint32_t events);
   void ReadSome();
+  void OnPlaintext(absl::string_view bytes);
+  void StartTls();
+  void DriveTls();
+  void FlushTlsOutput();
+  bool TlsActive() const { return ssl_ != nullptr; }
+  bool SaslAllowed() const;
   void FlushWrites();
   void Write(absl::string_view bytes);
   void Close();
@@ -49,6 +60,16 @@ class ClientSession final : public XmlStreamHandler,
   void HandleNegotiation(const XmlElement& element);
   void HandleAuth(const XmlElement& auth);
   void CheckPlain(const std::string& message);
+  void StartScram(const std::string& mechanism, const std::string& client_first);
+  void ScramStep(const std::string& base64_in);
+  void AuthSucceeded(const Jid& user, const std::string& success_payload);
+  void EndSasl();
+
+ public:
+  // gsasl asks for credential and channel-binding properties (called on the loop thread).
+  int ProvideSaslProperty(int property, Gsasl_session* sasl);
+
+ private:
   void SaslFailure(absl::string_view condition);
   void HandleStanza(XmlElement stanza);
   void HandleBind(const XmlElement& iq);
@@ -77,6 +98,16 @@ class ClientSession final : public XmlStreamHandler,
   int auth_failures_ = 0;
   int bind_attempts_ = 0;
   bool plain_challenge_sent_ = false;
+  bool pending_parser_reset_ = false;  // a restart requested while the parser is running
+  bool in_feed_ = false;
+  SSL* ssl_ = nullptr;
+  std::string tls_pending_;  // plaintext written before the handshake finished
+  Gsasl_session* sasl_ = nullptr;
+  enum class ScramStage { kNone, kAwaitClientFirst, kLookup, kAwaitFinal };
+  ScramStage scram_stage_ = ScramStage::kNone;
+  std::string sasl_mechanism_;
+  Jid sasl_user_;
+  std::optional<StoredAccount> sasl_account_;
   std::string domain_;
   Jid user_;  // bare, after SASL
   Jid full_;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "core/base/log.h"
 #include "core/store/account_store.h"
 #include "core/xml/xml_stream_parser.h"
 #include "proto/xmpp/presence/v1/presence.grpc.pb.h"
@@ -21,7 +22,8 @@ class ClientSession;
 struct GatewayConfig {
   std::string id;
   std::vector<std::string> domains;  // served XMPP domains (canonical)
-  bool allow_plaintext = false;      // SASL PLAIN without TLS (loopback development only)
+  bool allow_plaintext = false;      // SASL without TLS (loopback development only)
+  bool tls_required = true;          // with TLS configured: nothing but STARTTLS before it
   XmlLimits limits;                  // after authentication
   size_t pre_auth_max_stanza_bytes = 16 * 1024;
   int max_auth_attempts = 3;
@@ -47,6 +49,10 @@ class SessionRegistry {
 // What every session of one gateway shares. Owned by GatewayServer; outlives its sessions.
 struct GatewayContext {
   GatewayConfig config;
+  // OpenSSL server context (nullptr: no TLS on this listener) and the SASL library context.
+  // Opaque here so that no session header pulls in OpenSSL or gsasl.
+  void* tls_context = nullptr;  // SSL_CTX*
+  void* sasl_context = nullptr;  // Gsasl*
   EventLoop* loop = nullptr;
   WorkPool* work = nullptr;
   AccountStore* accounts = nullptr;

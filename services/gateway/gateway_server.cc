@@ -1,6 +1,9 @@
 #include "services/gateway/gateway_server.h"
 
 #include <arpa/inet.h>
+#include <gsasl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,6 +19,45 @@
 #include "core/store/keys.h"
 
 namespace xc {
+
+absl::StatusOr<void*> NewTlsServerContext(const std::string& cert_file,
+                                          const std::string& key_file) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (ctx == nullptr) return absl::InternalError("SSL_CTX_new failed");
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx) != 1) {
+    std::string why = ERR_reason_error_string(ERR_get_error()) ?: "unknown error";
+    SSL_CTX_free(ctx);
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot load TLS certificate/key (", cert_file, ", ", key_file, "): ", why));
+  }
+  return static_cast<void*>(ctx);
+}
+
+namespace {
+
+int SaslCallback(Gsasl*, Gsasl_session* sasl, Gsasl_property property) {
+  auto* session = static_cast<ClientSession*>(gsasl_session_hook_get(sasl));
+  return session != nullptr ? session->ProvideSaslProperty(property, sasl) : GSASL_NO_CALLBACK;
+}
+
+}  // namespace
+
+absl::StatusOr<void*> NewSaslServerContext() {
+  Gsasl* ctx = nullptr;
+  int rc = gsasl_init(&ctx);
+  if (rc != GSASL_OK) return absl::InternalError(absl::StrCat("gsasl_init: ", gsasl_strerror(rc)));
+  gsasl_callback_set(ctx, &SaslCallback);
+  for (const char* mech : {"SCRAM-SHA-1", "SCRAM-SHA-256"}) {
+    if (!gsasl_server_support_p(ctx, mech)) {
+      return absl::UnimplementedError(absl::StrCat("libgsasl lacks ", mech));
+    }
+  }
+  return static_cast<void*>(ctx);
+}
 
 grpc::Status DeliveryService::Deliver(grpc::ServerContext*,
                                       const xmpp::gateway::v1::DeliverRequest* request,

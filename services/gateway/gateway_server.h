@@ -13,6 +13,11 @@
 
 namespace xc {
 
+// An OpenSSL server context (TLS 1.2+) from PEM files; returned as SSL_CTX*.
+absl::StatusOr<void*> NewTlsServerContext(const std::string& cert_file, const std::string& key_file);
+// A gsasl context whose callback asks the session (the session hook) for SCRAM properties.
+absl::StatusOr<void*> NewSaslServerContext();
+
 // The Deliver endpoint: writes routed stanzas to this gateway's sessions, in order.
 class DeliveryService final : public xmpp::gateway::v1::GatewayDelivery::Service {
  public:

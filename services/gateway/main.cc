@@ -27,7 +27,10 @@ ABSL_FLAG(std::string, redis_password, "", "Redis AUTH password (or env XC_REDIS
 ABSL_FLAG(std::string, roster, "127.0.0.1:7101", "roster service gRPC target");
 ABSL_FLAG(std::string, router, "127.0.0.1:7102", "presence router gRPC target");
 ABSL_FLAG(bool, allow_plaintext, false,
-          "offer SASL PLAIN without TLS (loopback development only; RFC 6120 §13.8.3)");
+          "allow SASL without TLS (loopback development only; RFC 6120 §13.8.3)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain for STARTTLS (empty: no TLS)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key for STARTTLS");
+ABSL_FLAG(bool, tls_required, true, "with TLS configured, require STARTTLS before anything else");
 ABSL_FLAG(int, heartbeat_ttl_ms, 3000, "heartbeat key TTL; the router reaps after it expires");
 ABSL_FLAG(int, max_stanza_bytes, 256 * 1024, "largest stanza after authentication");
 ABSL_FLAG(int, max_auth_attempts, 3, "failed SASL attempts before policy-violation");
@@ -45,6 +48,19 @@ int main(int argc, char** argv) {
   }
   XC_CHECK(!config.domains.empty()) << "--domains is empty";
   config.allow_plaintext = absl::GetFlag(FLAGS_allow_plaintext);
+  config.tls_required = absl::GetFlag(FLAGS_tls_required);
+  void* tls_context = nullptr;
+  if (!absl::GetFlag(FLAGS_tls_cert).empty()) {
+    absl::StatusOr<void*> tls =
+        xc::NewTlsServerContext(absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key));
+    XC_CHECK(tls.ok()) << tls.status();
+    tls_context = *tls;
+  } else {
+    XC_CHECK(config.allow_plaintext)
+        << "no --tls_cert: give a certificate, or --allow_plaintext for loopback development";
+  }
+  absl::StatusOr<void*> sasl_context = xc::NewSaslServerContext();
+  XC_CHECK(sasl_context.ok()) << sasl_context.status();
   config.limits.max_stanza_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_stanza_bytes));
   config.max_auth_attempts = absl::GetFlag(FLAGS_max_auth_attempts);
 
@@ -66,6 +82,8 @@ int main(int argc, char** argv) {
   xc::WorkPool work(2);
   xc::GatewayContext ctx;
   ctx.config = config;
+  ctx.tls_context = tls_context;
+  ctx.sasl_context = *sasl_context;
   ctx.loop = &loop;
   ctx.work = &work;
   ctx.accounts = &accounts;

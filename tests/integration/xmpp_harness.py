@@ -7,6 +7,7 @@ import asyncio
 import copy
 import logging
 import os
+import ssl
 import sys
 import tempfile
 import time
@@ -44,8 +45,14 @@ def bare(jid):
 class Client(slixmpp.ClientXMPP):
     """A logged-in XMPP client that keeps every stanza it receives, in order."""
 
-    def __init__(self, jid, password=PASSWORD):
-        super().__init__(jid, password)
+    def __init__(self, jid, password=PASSWORD, mechanism=None):
+        if mechanism:
+            super().__init__(jid, password, sasl_mech=mechanism)
+        else:
+            super().__init__(jid, password)
+        # The test cluster's certificate is self-signed.
+        self.ssl_context.check_hostname = False
+        self.ssl_context.verify_mode = ssl.CERT_NONE
         self.received = []
         self.cursor = 0
         self.ready = asyncio.Event()
@@ -69,9 +76,12 @@ class Client(slixmpp.ClientXMPP):
         self.failed = why
         self.ready.set()
 
-    async def login(self, port, roster=True, presence=True):
-        self.connect(address=("127.0.0.1", port), use_ssl=False, force_starttls=False,
-                     disable_starttls=True)
+    async def login(self, port, roster=True, presence=True, tls=False):
+        if tls:
+            self.connect(address=("127.0.0.1", port), force_starttls=True)
+        else:
+            self.connect(address=("127.0.0.1", port), use_ssl=False, force_starttls=False,
+                         disable_starttls=True)
         await asyncio.wait_for(self.ready.wait(), 15)
         if self.failed:
             raise AssertionError(f"{self.boundjid}: {self.failed}")
@@ -159,6 +169,7 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
     """One fresh cluster (Redis + services + gateways) per test class."""
 
     gateways = 2
+    tls = False
     domains = ("localhost",)
     users = ("alice", "bob", "carol", "dave")
 
@@ -167,7 +178,7 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
         logging.basicConfig(level=logging.CRITICAL)
         state = tempfile.mkdtemp(prefix="cluster", dir=os.environ.get("TEST_TMPDIR"))
         cls.cluster = LocalCluster(runfiles_bin_dir(), state, cls.domains, cls.gateways,
-                                   heartbeat_ttl_ms=2000, reap_interval_ms=300)
+                                   heartbeat_ttl_ms=2000, reap_interval_ms=300, tls=cls.tls)
         try:
             cls.cluster.start()
             for domain in cls.domains:
@@ -195,7 +206,7 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
     def port(self, gateway):
         return self.cluster.gateway_ports[gateway - 1]
 
-    async def login(self, jid, gateway=1, **kwargs):
-        c = Client(jid)
+    async def login(self, jid, gateway=1, mechanism=None, password=PASSWORD, **kwargs):
+        c = Client(jid, password, mechanism)
         self.clients.append(c)
-        return await c.login(self.port(gateway), **kwargs)
+        return await c.login(self.port(gateway), tls=self.tls, **kwargs)

@@ -36,6 +36,22 @@ def wait_for_port(port, proc, timeout=20.0, what="process"):
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout}s")
 
 
+def make_self_signed_cert(state_dir, domains):
+    """A self-signed certificate for the local cluster's domains (kept across runs)."""
+    cert = os.path.join(state_dir, "tls", "cert.pem")
+    key = os.path.join(state_dir, "tls", "key.pem")
+    if os.path.exists(cert) and os.path.exists(key):
+        return cert, key
+    os.makedirs(os.path.dirname(cert), exist_ok=True)
+    san = ",".join(f"DNS:{d}" for d in domains) + ",IP:127.0.0.1"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "3650", "-subj", f"/CN={domains[0]}", "-addext",
+                    f"subjectAltName={san}"], check=True, capture_output=True)
+    os.chmod(key, 0o600)
+    return cert, key
+
+
 def find_redis_server():
     for path in ("/usr/bin/redis-server", shutil.which("redis-server") or ""):
         if path and os.path.exists(path):
@@ -47,7 +63,7 @@ class LocalCluster:
     """One cluster on loopback. Ports default to free ones; pass `ports` to pin them."""
 
     def __init__(self, bin_dir, state_dir, domains=("localhost",), gateways=2, ports=None,
-                 detach=False, heartbeat_ttl_ms=3000, reap_interval_ms=500):
+                 detach=False, heartbeat_ttl_ms=3000, reap_interval_ms=500, tls=False):
         self.bin_dir = bin_dir
         self.state_dir = state_dir
         self.domains = list(domains)
@@ -55,6 +71,8 @@ class LocalCluster:
         self.detach = detach
         self.heartbeat_ttl_ms = heartbeat_ttl_ms
         self.reap_interval_ms = reap_interval_ms
+        self.tls = tls
+        self.tls_files = None
         p = ports or {}
         self.redis_port = p.get("redis") or free_port()
         self.roster_port = p.get("roster") or free_port()
@@ -101,13 +119,19 @@ class LocalCluster:
         return self
 
     def start_gateway(self, i):
+        if self.tls:
+            if self.tls_files is None:
+                self.tls_files = make_self_signed_cert(self.state_dir, self.domains)
+            security = [f"--tls_cert={self.tls_files[0]}", f"--tls_key={self.tls_files[1]}"]
+        else:
+            security = ["--allow_plaintext"]
         gw = self._spawn(f"gateway{i + 1}", [
             self._bin("gateway"), f"--id=gw{i + 1}",
             f"--listen=127.0.0.1:{self.gateway_ports[i]}",
             f"--grpc_listen=127.0.0.1:{self.gateway_grpc_ports[i]}",
             f"--domains={','.join(self.domains)}", f"--redis={self.redis_address}",
             f"--roster=127.0.0.1:{self.roster_port}", f"--router=127.0.0.1:{self.router_port}",
-            f"--heartbeat_ttl_ms={self.heartbeat_ttl_ms}", "--allow_plaintext"])
+            f"--heartbeat_ttl_ms={self.heartbeat_ttl_ms}", *security])
         wait_for_port(self.gateway_ports[i], gw, what=f"gateway {i + 1}")
         return gw
 
@@ -196,6 +220,8 @@ def main():
     parser.add_argument("--gateways", type=int, default=2)
     parser.add_argument("--users", default="alice,bob,carol")
     parser.add_argument("--password", default="secret")
+    parser.add_argument("--plaintext", action="store_true",
+                        help="no TLS: SASL over plaintext (loopback development only)")
     args = parser.parse_args()
     if args.command == "down":
         stop_from_state(args.state_dir)
@@ -207,7 +233,7 @@ def main():
              "gateways": [5222 + i for i in range(args.gateways)],
              "gateway_grpc": [7201 + i for i in range(args.gateways)]}
     cluster = LocalCluster(args.bin_dir, args.state_dir, args.domains.split(","), args.gateways,
-                           ports=ports, detach=True)
+                           ports=ports, detach=True, tls=not args.plaintext)
     try:
         cluster.start()
     except Exception as e:  # leave nothing half-started behind
@@ -226,11 +252,15 @@ Local cluster is up (logs and data in {args.state_dir}):
   presence router  127.0.0.1:{cluster.router_port}""")
     for i, port in enumerate(cluster.gateway_ports):
         print(f"  gateway {i + 1}        127.0.0.1:{port}  (XMPP client port)")
+    security = (f"STARTTLS is required; the certificate is self-signed ({cluster.tls_files[0]}):\n"
+                "accept it in the client. SASL: SCRAM-SHA-256, SCRAM-SHA-1, PLAIN (inside TLS)."
+                if cluster.tls else
+                "No TLS (--plaintext): allow plaintext authentication in the client.")
     print(f"""
 Demo users (password '{args.password}'): {', '.join(users)}
 Connect any XMPP client to 127.0.0.1 port {cluster.gateway_ports[0]} (or {cluster.gateway_ports[-1]}),
-domain {cluster.domains[0]}, e.g. user alice@{cluster.domains[0]}. This local cluster offers SASL
-PLAIN without TLS on loopback: allow plaintext authentication in the client.
+domain {cluster.domains[0]}, e.g. user alice@{cluster.domains[0]}.
+{security}
 Add users: ./cluster user add bob2@{cluster.domains[0]} PASSWORD      Stop: ./cluster down""")
 
 
