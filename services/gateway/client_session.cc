@@ -237,6 +237,10 @@ void ClientSession::Close() {
     out_.clear();
   }
   closed_ = true;
+  if (on_close_) {
+    std::function<void()> on_close = std::move(on_close_);
+    on_close();
+  }
   shutdown(fd_, SHUT_RDWR);
   ctx_->loop->Unwatch(fd_);
   if (bound_) {

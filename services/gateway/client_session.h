@@ -1,6 +1,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,12 +29,15 @@ class ClientSession final : public XmlStreamHandler,
   ~ClientSession() override;
 
   void Start();
+  // Runs once, on the loop thread, when the session closes.
+  void set_on_close(std::function<void()> on_close) { on_close_ = std::move(on_close); }
   // Writes a stanza routed to this session (loop thread).
   void Deliver(const std::string& xml, bool address_to_session);
   // Ends the stream with a stream error and closes (loop thread).
   void CloseWithError(StreamErrorCondition condition, absl::string_view text = "");
   const std::string& full_jid() const { return full_jid_; }
   bool closed() const { return closed_; }
+  bool authenticated() const { return authenticated_ && bound_; }
 
   // XmlStreamHandler
   void OnStreamStart(const XmlElement& root, absl::string_view prefix) override;
@@ -112,6 +116,7 @@ class ClientSession final : public XmlStreamHandler,
   Jid user_;  // bare, after SASL
   Jid full_;
   std::string full_jid_;
+  std::function<void()> on_close_;
   std::deque<XmlElement> inbox_;
   bool busy_ = false;
 };

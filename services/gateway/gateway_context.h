@@ -31,6 +31,8 @@ struct GatewayConfig {
   size_t max_write_buffer_bytes = 4 * 1024 * 1024;  // a slower reader is disconnected
   size_t max_queued_stanzas = 256;                  // per session, waiting for their turn
   absl::Duration backend_timeout = absl::Seconds(5);
+  int max_connections_per_ip = 1000;
+  absl::Duration pre_auth_timeout = absl::Seconds(30);  // until authenticated and bound
 };
 
 // Live sessions by full JID, for the Deliver endpoint. Thread-safe.

@@ -120,9 +120,43 @@ void ClientListener::Accept() {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     char ip[INET_ADDRSTRLEN] = {};
     inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof(ip));
+    int& count = per_ip_[ip];
+    if (count >= ctx_->config.max_connections_per_ip) {
+      // Over the limit: a stream error, then close (RFC 6120 §4.9.3.17 policy-violation).
+      static constexpr char kRefusal[] =
+          "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+          "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'><stream:error>"
+          "<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"
+          "</stream:stream>";
+      (void)!send(fd, kRefusal, sizeof(kRefusal) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      close(fd);
+      continue;
+    }
+    ++count;
     auto session = std::make_shared<ClientSession>(ctx_, fd, absl::StrCat(ip, ":", ntohs(peer.sin_port)));
+    std::string address = ip;
+    session->set_on_close([this, address] {
+      if (--per_ip_[address] <= 0) per_ip_.erase(address);
+    });
+    sessions_.push_back({session, absl::Now()});
     session->Start();
   }
+}
+
+void ClientListener::Sweep() {
+  const absl::Time now = absl::Now();
+  std::vector<Tracked> alive;
+  alive.reserve(sessions_.size());
+  for (Tracked& t : sessions_) {
+    std::shared_ptr<ClientSession> s = t.session.lock();
+    if (s && !s->closed() && !s->authenticated() &&
+        now - t.accepted > ctx_->config.pre_auth_timeout) {
+      s->CloseWithError(StreamErrorCondition::kConnectionTimeout);
+    }
+    if (!s || s->closed()) continue;  // its close callback already freed the slot
+    alive.push_back(std::move(t));
+  }
+  sessions_ = std::move(alive);
 }
 
 GatewayRegistration::GatewayRegistration(RedisClient* redis, std::string id, std::string address,

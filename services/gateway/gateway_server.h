@@ -5,6 +5,9 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
+
+#include "absl/time/time.h"
 
 #include "core/redis/redis_client.h"
 #include "proto/xmpp/gateway/v1/gateway.grpc.pb.h"
@@ -37,12 +40,22 @@ class ClientListener {
   // Binds host:port (port 0 picks one); returns the bound port.
   absl::StatusOr<int> Listen(const std::string& host, int port);
   void StopAccepting();  // loop thread
+  // Closes unauthenticated streams older than the pre-auth timeout and forgets closed ones;
+  // call about once a second on the loop thread.
+  void Sweep();
 
  private:
   void Accept();
 
+  struct Tracked {
+    std::weak_ptr<ClientSession> session;
+    absl::Time accepted;
+  };
+
   GatewayContext* ctx_;
   int listen_fd_ = -1;
+  std::vector<Tracked> sessions_;
+  std::unordered_map<std::string, int> per_ip_;
 };
 
 // Keeps this gateway registered in Redis with a heartbeat; the router ends the sessions of a

@@ -1,6 +1,7 @@
 // Edge gateway: terminates XMPP client streams and forwards stanzas to the services over gRPC.
 #include <memory>
 #include <string>
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -34,6 +35,10 @@ ABSL_FLAG(bool, tls_required, true, "with TLS configured, require STARTTLS befor
 ABSL_FLAG(int, heartbeat_ttl_ms, 3000, "heartbeat key TTL; the router reaps after it expires");
 ABSL_FLAG(int, max_stanza_bytes, 256 * 1024, "largest stanza after authentication");
 ABSL_FLAG(int, max_auth_attempts, 3, "failed SASL attempts before policy-violation");
+ABSL_FLAG(int, max_connections_per_ip, 1000, "open client connections per source address");
+ABSL_FLAG(int, pre_auth_timeout_s, 30, "seconds a stream may take to authenticate and bind");
+ABSL_FLAG(int, max_queued_bytes, 4 * 1024 * 1024,
+          "unsent bytes per session before a slow reader is disconnected");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -63,6 +68,9 @@ int main(int argc, char** argv) {
   XC_CHECK(sasl_context.ok()) << sasl_context.status();
   config.limits.max_stanza_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_stanza_bytes));
   config.max_auth_attempts = absl::GetFlag(FLAGS_max_auth_attempts);
+  config.max_connections_per_ip = absl::GetFlag(FLAGS_max_connections_per_ip);
+  config.pre_auth_timeout = absl::Seconds(absl::GetFlag(FLAGS_pre_auth_timeout_s));
+  config.max_write_buffer_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_bytes));
 
   absl::StatusOr<xc::RedisConnectionOptions> redis_options =
       xc::ParseRedisAddress(absl::GetFlag(FLAGS_redis));
@@ -116,11 +124,19 @@ int main(int argc, char** argv) {
                << ", Deliver on " << advertise;
 
   std::thread loop_thread([&] { loop.Run(); });
+  std::atomic<bool> sweeping{true};
+  std::thread sweeper([&] {
+    while (sweeping && !xc::SleepUnlessShutdown(absl::Seconds(1))) {
+      loop.Post([&] { listener.Sweep(); });
+    }
+  });
   xc::WaitForShutdown();
 
   // Graceful drain: stop accepting, tell clients, end sessions at the router (unavailable is
   // broadcast for each), deregister, exit.
   XC_LOG(INFO) << "gateway " << config.id << " draining";
+  sweeping = false;
+  sweeper.join();
   loop.Post([&] { listener.StopAccepting(); });
   std::vector<std::shared_ptr<xc::ClientSession>> sessions = ctx.registry.All();
   for (auto& s : sessions) {

@@ -13,11 +13,12 @@ class PresenceTest(ClusterTestCase):
         """a and b subscribed both ways; returns their logged-in clients."""
         ua = await self.login(f"{a}@localhost/one", gateway=ga)
         ub = await self.login(f"{b}@localhost/two", gateway=gb)
-        for x, y, cx, cy in ((a, b, ua, ub), (b, a, ub, ua)):
+        for x, y, cx, cy, final in ((a, b, ua, ub, "to"), (b, a, ub, ua, "both")):
             cx.send_raw(f"<presence type='subscribe' to='{y}@localhost'/>")
             await cy.expect(presence("subscribe", frm=f"{x}@localhost"), "request")
             cy.send_raw(f"<presence type='subscribed' to='{x}@localhost'/>")
-            await cx.expect(roster_push(f"{y}@localhost", ask=None), "approved push")
+            await cx.expect(roster_push(f"{y}@localhost", subscription=final), "approved push")
+        await ua.expect(roster_push(f"{b}@localhost", subscription="both"), "both on a's side")
         ua.skip_received()
         ub.skip_received()
         return ua, ub

@@ -35,6 +35,8 @@ class Raw:
                 data = self.sock.recv(65536)
             except socket.timeout:
                 continue
+            except ConnectionResetError:
+                data = b""
             if not data:
                 raise AssertionError(f"closed before {pattern!r}; got {self.buffer!r}")
             self.buffer += data.decode(errors="replace")

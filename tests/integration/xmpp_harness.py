@@ -170,6 +170,7 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
 
     gateways = 2
     tls = False
+    gateway_flags = ()
     domains = ("localhost",)
     users = ("alice", "bob", "carol", "dave")
 
@@ -178,7 +179,8 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
         logging.basicConfig(level=logging.CRITICAL)
         state = tempfile.mkdtemp(prefix="cluster", dir=os.environ.get("TEST_TMPDIR"))
         cls.cluster = LocalCluster(runfiles_bin_dir(), state, cls.domains, cls.gateways,
-                                   heartbeat_ttl_ms=2000, reap_interval_ms=300, tls=cls.tls)
+                                   heartbeat_ttl_ms=2000, reap_interval_ms=300, tls=cls.tls,
+                                   gateway_flags=cls.gateway_flags)
         try:
             cls.cluster.start()
             for domain in cls.domains:

@@ -63,7 +63,8 @@ class LocalCluster:
     """One cluster on loopback. Ports default to free ones; pass `ports` to pin them."""
 
     def __init__(self, bin_dir, state_dir, domains=("localhost",), gateways=2, ports=None,
-                 detach=False, heartbeat_ttl_ms=3000, reap_interval_ms=500, tls=False):
+                 detach=False, heartbeat_ttl_ms=3000, reap_interval_ms=500, tls=False,
+                 gateway_flags=()):
         self.bin_dir = bin_dir
         self.state_dir = state_dir
         self.domains = list(domains)
@@ -73,6 +74,7 @@ class LocalCluster:
         self.reap_interval_ms = reap_interval_ms
         self.tls = tls
         self.tls_files = None
+        self.gateway_flags = list(gateway_flags)
         p = ports or {}
         self.redis_port = p.get("redis") or free_port()
         self.roster_port = p.get("roster") or free_port()
@@ -131,7 +133,7 @@ class LocalCluster:
             f"--grpc_listen=127.0.0.1:{self.gateway_grpc_ports[i]}",
             f"--domains={','.join(self.domains)}", f"--redis={self.redis_address}",
             f"--roster=127.0.0.1:{self.roster_port}", f"--router=127.0.0.1:{self.router_port}",
-            f"--heartbeat_ttl_ms={self.heartbeat_ttl_ms}", *security])
+            f"--heartbeat_ttl_ms={self.heartbeat_ttl_ms}", *security, *self.gateway_flags])
         wait_for_port(self.gateway_ports[i], gw, what=f"gateway {i + 1}")
         return gw
 

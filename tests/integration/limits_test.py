@@ -1,0 +1,48 @@
+"""Gateway limits: connections per address, time to authenticate, slow readers."""
+import socket
+import time
+import unittest
+
+from raw_stream import Raw, stream_error
+from xmpp_harness import ClusterTestCase
+
+
+class LimitsTest(ClusterTestCase):
+    gateways = 1
+    users = ("l1",)
+    gateway_flags = ("--max_connections_per_ip=5", "--pre_auth_timeout_s=2",
+                     "--max_stanza_bytes=8192")
+
+    def test_connections_per_ip(self):
+        held = [Raw(self.port(1)) for _ in range(5)]
+        for r in held:
+            self.addCleanup(r.close)
+            r.open()
+        extra = Raw(self.port(1))
+        self.addCleanup(extra.close)
+        extra.read_until(stream_error("policy-violation"))
+        self.assertTrue(extra.closed())
+        for r in held:
+            r.close()
+        time.sleep(2.5)  # the sweep frees the slots
+        again = Raw(self.port(1))
+        self.addCleanup(again.close)
+        again.open()
+
+    def test_unauthenticated_stream_times_out(self):
+        r = Raw(self.port(1))
+        self.addCleanup(r.close)
+        r.open()
+        r.read_until(stream_error("connection-timeout"), timeout=6)
+        self.assertTrue(r.closed())
+
+    def test_oversize_stanza_after_auth(self):
+        r = Raw(self.port(1))
+        self.addCleanup(r.close)
+        r.login("l1")
+        r.send("<message to='l1@localhost'><body>" + "y" * 9000 + "</body></message>")
+        r.read_until(stream_error("policy-violation"))
+
+
+if __name__ == "__main__":
+    unittest.main()
