@@ -39,13 +39,16 @@ struct Call {
 
 // Starts an async unary call and runs `done(status, response)` on the loop thread.
 template <typename Request, typename Response, typename Start, typename Done>
-void CallBackend(GatewayContext* ctx, Request request, Start start, Done done) {
+void CallBackend(GatewayContext* ctx, const char* method, Request request, Start start, Done done) {
   auto call = std::make_shared<Call<Request, Response>>();
   call->request = std::move(request);
   SetDeadline(&call->context, ctx->config.backend_timeout);
   EventLoop* loop = ctx->loop;
+  auto timer = std::make_shared<metrics::ScopedTimer>(
+      &ctx->metrics->backend_seconds->Add({{"method", method}}));
   start(&call->context, &call->request, &call->response,
-        [call, loop, done = std::move(done)](grpc::Status status) mutable {
+        [call, loop, timer, done = std::move(done)](grpc::Status status) mutable {
+          timer.reset();  // the hop ends when the answer arrives
           loop->Post([call, status, done = std::move(done)]() mutable {
             done(status, call->response);
           });
@@ -81,6 +84,7 @@ bool ClientSession::SaslAllowed() const {
 }
 
 void ClientSession::Start() {
+  ctx_->metrics->connections->Increment();
   std::shared_ptr<ClientSession> self = shared_from_this();
   ctx_->loop->Watch(fd_, EPOLLIN | EPOLLRDHUP, [self](uint32_t events) { self->OnEvents(events); });
 }
@@ -237,6 +241,8 @@ void ClientSession::Close() {
     out_.clear();
   }
   closed_ = true;
+  ctx_->metrics->connections->Decrement();
+  if (bound_) ctx_->metrics->sessions->Decrement();
   if (on_close_) {
     std::function<void()> on_close = std::move(on_close_);
     on_close();
@@ -251,7 +257,7 @@ void ClientSession::Close() {
     auto* router = ctx_->router;
     std::string jid = full_jid_;
     CallBackend<xmpp::presence::v1::EndSessionRequest, xmpp::presence::v1::EndSessionResponse>(
-        ctx_, request,
+        ctx_, "EndSession", request,
         [router](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
           router->async()->EndSession(c, req, resp, std::move(cb));
         },
@@ -264,6 +270,7 @@ void ClientSession::Close() {
 void ClientSession::CloseWithError(StreamErrorCondition condition, absl::string_view text) {
   if (closed_) return;
   if (!header_sent_) SendHeader("");
+  ctx_->metrics->stream_errors->Add({{"condition", StreamErrorConditionName(condition)}}).Increment();
   Write(StreamErrorXml(condition, text));
   Write(kStreamClose);
   Close();
@@ -436,6 +443,7 @@ void ClientSession::HandleNegotiation(const XmlElement& element) {
 }
 
 void ClientSession::SaslFailure(absl::string_view condition) {
+  ctx_->metrics->logins->Add({{"result", std::string(condition)}}).Increment();
   Write(absl::StrCat("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><", condition,
                      "/></failure>"));
   if (condition == "not-authorized" && ++auth_failures_ >= ctx_->config.max_auth_attempts) {
@@ -667,6 +675,7 @@ void ClientSession::CheckPlain(const std::string& message) {
 }
 
 void ClientSession::AuthSucceeded(const Jid& user, const std::string& success_payload) {
+  ctx_->metrics->logins->Add({{"result", "success"}}).Increment();
   user_ = user;
   authenticated_ = true;
   Write(success_payload.empty()
@@ -688,6 +697,7 @@ void ClientSession::AuthSucceeded(const Jid& user, const std::string& success_pa
 }
 
 void ClientSession::HandleStanza(XmlElement stanza) {
+  ctx_->metrics->stanzas_in->Add({{"kind", StanzaKindName(KindOf(stanza))}}).Increment();
   switch (KindOf(stanza)) {
     case StanzaKind::kIq:
       return HandleIq(std::move(stanza));
@@ -739,7 +749,7 @@ void ClientSession::HandleBind(const XmlElement& iq) {
   auto* router = ctx_->router;
   std::shared_ptr<ClientSession> self = shared_from_this();
   CallBackend<xmpp::presence::v1::BindSessionRequest, xmpp::presence::v1::BindSessionResponse>(
-      ctx_, request,
+      ctx_, "BindSession", request,
       [router](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
         router->async()->BindSession(c, req, resp, std::move(cb));
       },
@@ -753,6 +763,7 @@ void ClientSession::HandleBind(const XmlElement& iq) {
         self->full_ = *full;
         self->full_jid_ = full->ToString();
         self->bound_ = true;
+        self->ctx_->metrics->sessions->Increment();
         self->ctx_->registry.Add(self->full_jid_, self);
         XmlElement result = MakeIqResult(iq);
         result.RemoveAttribute("from");
@@ -810,7 +821,7 @@ void ClientSession::HandleIq(XmlElement iq) {
       auto* roster = ctx_->roster;
       std::shared_ptr<ClientSession> self = shared_from_this();
       CallBackend<xmpp::roster::v1::RosterIqRequest, xmpp::roster::v1::RosterIqResponse>(
-          ctx_, request,
+          ctx_, "HandleRosterIq", request,
           [roster](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
             roster->async()->HandleRosterIq(c, req, resp, std::move(cb));
           },
@@ -837,7 +848,7 @@ void ClientSession::HandleIq(XmlElement iq) {
     auto* router = ctx_->router;
     std::shared_ptr<ClientSession> self = shared_from_this();
     CallBackend<xmpp::presence::v1::SetInterestedRequest, xmpp::presence::v1::SetInterestedResponse>(
-        ctx_, request,
+        ctx_, "SetInterested", request,
         [router](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
           router->async()->SetInterested(c, req, resp, std::move(cb));
         },
@@ -918,7 +929,7 @@ void ClientSession::HandlePresence(XmlElement presence) {
     auto* roster = ctx_->roster;
     std::shared_ptr<ClientSession> self = shared_from_this();
     CallBackend<xmpp::roster::v1::SubscriptionRequest, xmpp::roster::v1::SubscriptionResponse>(
-        ctx_, request,
+        ctx_, "HandleSubscription", request,
         [roster](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
           roster->async()->HandleSubscription(c, req, resp, std::move(cb));
         },
@@ -943,7 +954,7 @@ void ClientSession::HandlePresence(XmlElement presence) {
   auto* router = ctx_->router;
   std::shared_ptr<ClientSession> self = shared_from_this();
   CallBackend<xmpp::presence::v1::HandlePresenceRequest, xmpp::presence::v1::HandlePresenceResponse>(
-      ctx_, request,
+      ctx_, "HandlePresence", request,
       [router](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
         router->async()->HandlePresence(c, req, resp, std::move(cb));
       },
@@ -982,7 +993,7 @@ void ClientSession::RouteToRouter(XmlElement stanza) {
   auto* router = ctx_->router;
   std::shared_ptr<ClientSession> self = shared_from_this();
   CallBackend<xmpp::presence::v1::RouteStanzaRequest, xmpp::presence::v1::RouteStanzaResponse>(
-      ctx_, request,
+      ctx_, "RouteStanza", request,
       [router](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
         router->async()->RouteStanza(c, req, resp, std::move(cb));
       },
@@ -999,6 +1010,7 @@ void ClientSession::RouteToRouter(XmlElement stanza) {
 
 void ClientSession::Deliver(const std::string& xml, bool address_to_session) {
   if (closed_ || !bound_) return;
+  ctx_->metrics->stanzas_out->Increment();
   Write(address_to_session ? InsertTo(xml, full_jid_) : xml);
 }
 

@@ -8,6 +8,7 @@
 
 #include "absl/time/time.h"
 #include "core/base/log.h"
+#include "core/metrics/metrics.h"
 #include "core/store/account_store.h"
 #include "core/xml/xml_stream_parser.h"
 #include "proto/xmpp/presence/v1/presence.grpc.pb.h"
@@ -49,7 +50,30 @@ class SessionRegistry {
 };
 
 // What every session of one gateway shares. Owned by GatewayServer; outlives its sessions.
+// The gateway's metrics (no JID, resource or address ever becomes a label).
+struct GatewayMetrics {
+  explicit GatewayMetrics(metrics::Registry* r)
+      : sessions(&r->AddGauge("xc_gateway_sessions", "Bound client sessions.").Add({})),
+        connections(&r->AddGauge("xc_gateway_connections", "Open client connections.").Add({})),
+        logins(&r->AddCounter("xc_gateway_logins_total", "SASL outcomes, by result.")),
+        stanzas_in(&r->AddCounter("xc_gateway_stanzas_in_total", "Stanzas from clients, by kind.")),
+        stanzas_out(&r->AddCounter("xc_gateway_stanzas_out_total",
+                                   "Stanzas routed to clients through Deliver.").Add({})),
+        stream_errors(&r->AddCounter("xc_gateway_stream_errors_total",
+                                     "Streams closed with a stream error, by condition.")),
+        backend_seconds(&r->AddHistogram("xc_gateway_backend_seconds",
+                                         "Gateway to service hop, by method.")) {}
+  metrics::Gauge* sessions;
+  metrics::Gauge* connections;
+  metrics::Family<metrics::Counter>* logins;
+  metrics::Family<metrics::Counter>* stanzas_in;
+  metrics::Counter* stanzas_out;
+  metrics::Family<metrics::Counter>* stream_errors;
+  metrics::Family<metrics::Histogram>* backend_seconds;
+};
+
 struct GatewayContext {
+  GatewayMetrics* metrics = nullptr;
   GatewayConfig config;
   // OpenSSL server context (nullptr: no TLS on this listener) and the SASL library context.
   // Opaque here so that no session header pulls in OpenSSL or gsasl.

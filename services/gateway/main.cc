@@ -12,7 +12,7 @@
 #include "core/base/random.h"
 #include "core/grpc/grpc_util.h"
 #include "core/jid/jid.h"
-#include "core/redis/hiredis_client.h"
+#include "core/service/service_runtime.h"
 #include "core/service/shutdown.h"
 #include "core/store/account_store.h"
 #include "grpcpp/grpcpp.h"
@@ -24,7 +24,7 @@ ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:7201", "Deliver endpoint listen a
 ABSL_FLAG(std::string, advertise, "", "Deliver address the router dials (default: grpc_listen)");
 ABSL_FLAG(std::string, domains, "localhost", "served XMPP domains, comma-separated");
 ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "Redis address host:port");
-ABSL_FLAG(std::string, redis_password, "", "Redis AUTH password (or env XC_REDIS_PASSWORD)");
+ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9201", "admin HTTP: /metrics /livez /readyz");
 ABSL_FLAG(std::string, roster, "127.0.0.1:7101", "roster service gRPC target");
 ABSL_FLAG(std::string, router, "127.0.0.1:7102", "presence router gRPC target");
 ABSL_FLAG(bool, allow_plaintext, false,
@@ -72,15 +72,12 @@ int main(int argc, char** argv) {
   config.pre_auth_timeout = absl::Seconds(absl::GetFlag(FLAGS_pre_auth_timeout_s));
   config.max_write_buffer_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_bytes));
 
-  absl::StatusOr<xc::RedisConnectionOptions> redis_options =
-      xc::ParseRedisAddress(absl::GetFlag(FLAGS_redis));
-  XC_CHECK(redis_options.ok()) << redis_options.status();
-  redis_options->password = absl::GetFlag(FLAGS_redis_password);
-  if (const char* env = std::getenv("XC_REDIS_PASSWORD"); env && redis_options->password.empty()) {
-    redis_options->password = env;
-  }
-  std::unique_ptr<xc::RedisClient> redis = xc::NewHiredisClient(*redis_options);
-  xc::AccountStore accounts(redis.get());
+  absl::StatusOr<std::unique_ptr<xc::ServiceRuntime>> runtime = xc::ServiceRuntime::Create(
+      "xc_gateway", absl::GetFlag(FLAGS_redis), absl::GetFlag(FLAGS_admin_listen));
+  XC_CHECK(runtime.ok()) << runtime.status();
+  xc::RedisClient* redis = (*runtime)->redis();
+  xc::GatewayMetrics gateway_metrics((*runtime)->registry());
+  xc::AccountStore accounts(redis);
   auto roster = xmpp::roster::v1::RosterService::NewStub(
       xc::NewServiceChannel(absl::GetFlag(FLAGS_roster)));
   auto router = xmpp::presence::v1::PresenceRouter::NewStub(
@@ -91,6 +88,7 @@ int main(int argc, char** argv) {
   xc::GatewayContext ctx;
   ctx.config = config;
   ctx.tls_context = tls_context;
+  ctx.metrics = &gateway_metrics;
   ctx.sasl_context = *sasl_context;
   ctx.loop = &loop;
   ctx.work = &work;
@@ -104,6 +102,7 @@ int main(int argc, char** argv) {
   builder.AddListeningPort(absl::GetFlag(FLAGS_grpc_listen), grpc::InsecureServerCredentials(),
                            &grpc_port);
   builder.RegisterService(&delivery);
+  (*runtime)->Configure(&builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   XC_CHECK(server != nullptr && grpc_port != 0)
       << "cannot listen on " << absl::GetFlag(FLAGS_grpc_listen);
@@ -116,7 +115,7 @@ int main(int argc, char** argv) {
 
   std::string advertise = absl::GetFlag(FLAGS_advertise);
   if (advertise.empty()) advertise = absl::GetFlag(FLAGS_grpc_listen);
-  xc::GatewayRegistration registration(redis.get(), config.id, advertise,
+  xc::GatewayRegistration registration(redis, config.id, advertise,
                                        absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_ttl_ms)));
   absl::Status registered = registration.Register();
   XC_CHECK(registered.ok()) << "cannot register in Redis: " << registered;
@@ -135,6 +134,7 @@ int main(int argc, char** argv) {
   // Graceful drain: stop accepting, tell clients, end sessions at the router (unavailable is
   // broadcast for each), deregister, exit.
   XC_LOG(INFO) << "gateway " << config.id << " draining";
+  (*runtime)->StartDraining();
   sweeping = false;
   sweeper.join();
   loop.Post([&] { listener.StopAccepting(); });

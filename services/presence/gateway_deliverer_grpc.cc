@@ -14,10 +14,21 @@ using xmpp::gateway::v1::GatewayDelivery;
 
 class GrpcGatewayDeliverer final : public GatewayDeliverer {
  public:
-  explicit GrpcGatewayDeliverer(RedisClient* redis) : redis_(redis) {}
+  GrpcGatewayDeliverer(RedisClient* redis, metrics::Registry* registry)
+      : redis_(redis),
+        seconds_(&registry
+                      ->AddHistogram("xc_router_deliver_seconds",
+                                     "Presence router to gateway hop (one Deliver batch).")
+                      .Add({})),
+        stanzas_(&registry->AddCounter("xc_router_delivered_stanzas_total",
+                                       "Stanzas handed to gateways.").Add({})),
+        failures_(&registry->AddCounter("xc_router_deliver_failures_total",
+                                        "Deliver batches that failed after retries.").Add({})) {}
 
   absl::StatusOr<std::vector<std::string>> Deliver(
       const std::string& gateway_id, const xmpp::gateway::v1::DeliverRequest& request) override {
+    metrics::ScopedTimer timer(seconds_);
+    stanzas_->Increment(request.items_size());
     absl::Status last;
     for (int attempt = 0; attempt < 3; ++attempt) {
       absl::StatusOr<std::shared_ptr<GatewayDelivery::Stub>> stub = StubFor(gateway_id, attempt > 0);
@@ -32,6 +43,7 @@ class GrpcGatewayDeliverer final : public GatewayDeliverer {
       }
       last = FromGrpcStatus(s);
     }
+    failures_->Increment();
     return last;
   }
 
@@ -61,14 +73,18 @@ class GrpcGatewayDeliverer final : public GatewayDeliverer {
   };
 
   RedisClient* redis_;
+  metrics::Histogram* seconds_;
+  metrics::Counter* stanzas_;
+  metrics::Counter* failures_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> stubs_;
 };
 
 }  // namespace
 
-std::unique_ptr<GatewayDeliverer> NewGrpcGatewayDeliverer(RedisClient* redis) {
-  return std::make_unique<GrpcGatewayDeliverer>(redis);
+std::unique_ptr<GatewayDeliverer> NewGrpcGatewayDeliverer(RedisClient* redis,
+                                                          metrics::Registry* registry) {
+  return std::make_unique<GrpcGatewayDeliverer>(redis, registry);
 }
 
 }  // namespace xc

@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "core/metrics/metrics.h"
 #include "core/redis/redis_client.h"
 #include "services/presence/gateway_deliverer.h"
 
@@ -9,6 +10,8 @@ namespace xc {
 
 // GatewayDeliverer over gRPC; gateway addresses come from the registry in Redis (each gateway
 // registers id → address) and channels are cached per gateway.
-std::unique_ptr<GatewayDeliverer> NewGrpcGatewayDeliverer(RedisClient* redis);
+// Metrics: xc_router_deliver_seconds (router→gateway hop), delivered stanzas, failures.
+std::unique_ptr<GatewayDeliverer> NewGrpcGatewayDeliverer(RedisClient* redis,
+                                                          metrics::Registry* registry);
 
 }  // namespace xc

@@ -6,7 +6,7 @@
 #include "absl/flags/parse.h"
 #include "core/base/log.h"
 #include "core/grpc/grpc_util.h"
-#include "core/redis/hiredis_client.h"
+#include "core/service/service_runtime.h"
 #include "core/service/shutdown.h"
 #include "grpcpp/grpcpp.h"
 #include "services/roster/roster_grpc_service.h"
@@ -15,7 +15,7 @@
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7101", "gRPC listen address");
 ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "Redis address host:port");
-ABSL_FLAG(std::string, redis_password, "", "Redis AUTH password (or env XC_REDIS_PASSWORD)");
+ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9101", "admin HTTP: /metrics /livez /readyz");
 ABSL_FLAG(std::string, router, "127.0.0.1:7102", "presence router gRPC target");
 ABSL_FLAG(int, max_roster_items, 2000, "roster size limit per user");
 ABSL_FLAG(int, max_pending_requests, 500, "stored subscription requests per user");
@@ -23,31 +23,31 @@ ABSL_FLAG(int, max_pending_requests, 500, "stored subscription requests per user
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   xc::InstallShutdownHandlers();
-  absl::StatusOr<xc::RedisConnectionOptions> redis_options =
-      xc::ParseRedisAddress(absl::GetFlag(FLAGS_redis));
-  XC_CHECK(redis_options.ok()) << redis_options.status();
-  redis_options->password = absl::GetFlag(FLAGS_redis_password);
-  if (const char* env = std::getenv("XC_REDIS_PASSWORD"); env && redis_options->password.empty()) {
-    redis_options->password = env;
-  }
-  std::unique_ptr<xc::RedisClient> redis = xc::NewHiredisClient(*redis_options);
-  std::unique_ptr<xc::RosterStore> store = xc::NewRedisRosterStore(redis.get());
+  absl::StatusOr<std::unique_ptr<xc::ServiceRuntime>> runtime = xc::ServiceRuntime::Create(
+      "xc_roster", absl::GetFlag(FLAGS_redis), absl::GetFlag(FLAGS_admin_listen));
+  XC_CHECK(runtime.ok()) << runtime.status();
+  xc::RedisClient* redis = (*runtime)->redis();
+  std::unique_ptr<xc::RosterStore> store = xc::NewRedisRosterStore(redis);
   xc::RosterLimits limits;
   limits.max_items = static_cast<size_t>(absl::GetFlag(FLAGS_max_roster_items));
   limits.max_pending = static_cast<size_t>(absl::GetFlag(FLAGS_max_pending_requests));
   xc::RosterProcessor processor(store.get(), limits);
   auto router = xmpp::presence::v1::PresenceRouter::NewStub(
       xc::NewServiceChannel(absl::GetFlag(FLAGS_router)));
-  xc::RosterGrpcService service(&processor, router.get());
+  xc::RosterGrpcService service(&processor, router.get(), (*runtime)->registry());
 
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
+  (*runtime)->Configure(&builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   XC_CHECK(server != nullptr && port != 0) << "cannot listen on " << absl::GetFlag(FLAGS_listen);
   XC_LOG(INFO) << "roster service listening on " << absl::GetFlag(FLAGS_listen);
+  (*runtime)->SetServing(server.get(), true);
   xc::WaitForShutdown();
+  (*runtime)->StartDraining();
+  (*runtime)->SetServing(server.get(), false);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   XC_LOG(INFO) << "roster service stopped";
   return 0;

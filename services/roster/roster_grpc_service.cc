@@ -6,8 +6,33 @@
 
 namespace xc {
 
+RosterGrpcService::RosterGrpcService(RosterProcessor* processor,
+                                     xmpp::presence::v1::PresenceRouter::StubInterface* router,
+                                     metrics::Registry* registry)
+    : processor_(processor),
+      router_(router),
+      requests_(&registry->AddCounter("xc_roster_requests_total",
+                                      "Roster IQs and subscription stanzas, by type.")),
+      effects_(&registry->AddCounter("xc_roster_effects_total",
+                                     "Effects handed to the router, by kind.")),
+      dispatch_seconds_(&registry
+                             ->AddHistogram("xc_roster_dispatch_seconds",
+                                            "Roster service to presence router hop (Dispatch).")
+                             .Add({})),
+      dispatch_failures_(&registry
+                              ->AddCounter("xc_roster_dispatch_failures_total",
+                                           "Dispatch calls that failed after retries.")
+                              .Add({})) {}
+
 absl::Status RosterGrpcService::DispatchEffects(const RosterOutput& output) {
   if (output.effects.empty()) return absl::OkStatus();
+  for (const auto& e : output.effects) {
+    const char* kind = e.has_presence_snapshot() ? "presence"
+                       : e.delivery().stanza().kind() == xmpp::stanza::v1::KIND_IQ ? "push"
+                                                                                    : "delivery";
+    effects_->Add({{"kind", kind}}).Increment();
+  }
+  metrics::ScopedTimer timer(dispatch_seconds_);
   xmpp::presence::v1::DispatchRequest request;
   for (const auto& effect : output.effects) *request.add_effects() = effect;
   absl::Status last;
@@ -26,6 +51,7 @@ absl::Status RosterGrpcService::DispatchEffects(const RosterOutput& output) {
     absl::SleepFor(backoff);
     backoff *= 3;
   }
+  dispatch_failures_->Increment();
   XC_LOG(WARNING) << "dispatch to router failed: " << last;
   return last;
 }
@@ -38,6 +64,7 @@ grpc::Status RosterGrpcService::HandleRosterIq(grpc::ServerContext*,
   if (!session.ok() || !iq.ok()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad session or stanza");
   }
+  requests_->Add({{"type", "iq_" + iq->Attribute("type")}}).Increment();
   absl::StatusOr<RosterOutput> output = processor_->HandleRosterIq(*session, *iq);
   if (!output.ok()) return ToGrpcStatus(output.status());
   absl::Status dispatched = DispatchEffects(*output);
@@ -54,6 +81,7 @@ grpc::Status RosterGrpcService::HandleSubscription(
   if (!session.ok() || !presence.ok()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad session or stanza");
   }
+  requests_->Add({{"type", request->presence().type()}}).Increment();
   absl::StatusOr<RosterOutput> output = processor_->HandleSubscription(*session, *presence);
   if (!output.ok()) return ToGrpcStatus(output.status());
   absl::Status dispatched = DispatchEffects(*output);

@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "core/metrics/metrics.h"
 #include "proto/xmpp/presence/v1/presence.grpc.pb.h"
 #include "proto/xmpp/roster/v1/roster.grpc.pb.h"
 #include "services/roster/roster_processor.h"
@@ -12,8 +13,9 @@ namespace xc {
 // (retrying within a bound), then answers. `processor` and `router` must outlive it.
 class RosterGrpcService final : public xmpp::roster::v1::RosterService::Service {
  public:
-  RosterGrpcService(RosterProcessor* processor, xmpp::presence::v1::PresenceRouter::StubInterface* router)
-      : processor_(processor), router_(router) {}
+  RosterGrpcService(RosterProcessor* processor,
+                    xmpp::presence::v1::PresenceRouter::StubInterface* router,
+                    metrics::Registry* registry);
 
   grpc::Status HandleRosterIq(grpc::ServerContext* context,
                               const xmpp::roster::v1::RosterIqRequest* request,
@@ -27,6 +29,10 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Service 
 
   RosterProcessor* processor_;
   xmpp::presence::v1::PresenceRouter::StubInterface* router_;
+  metrics::Family<metrics::Counter>* requests_;
+  metrics::Family<metrics::Counter>* effects_;
+  metrics::Histogram* dispatch_seconds_;
+  metrics::Counter* dispatch_failures_;
 };
 
 }  // namespace xc

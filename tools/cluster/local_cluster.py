@@ -81,6 +81,10 @@ class LocalCluster:
         self.router_port = p.get("router") or free_port()
         self.gateway_ports = p.get("gateways") or [free_port() for _ in range(gateways)]
         self.gateway_grpc_ports = p.get("gateway_grpc") or [free_port() for _ in range(gateways)]
+        # Admin HTTP (/metrics /livez /readyz): roster, router, then one per gateway.
+        self.admin_ports = p.get("admin") or {
+            "roster": free_port(), "router": free_port(),
+            **{f"gateway{i + 1}": free_port() for i in range(gateways)}}
         self.procs = {}
 
     def _bin(self, name):
@@ -109,10 +113,12 @@ class LocalCluster:
         wait_for_port(self.redis_port, redis, what="redis-server")
         roster = self._spawn("roster", [
             self._bin("roster_service"), f"--listen=127.0.0.1:{self.roster_port}",
-            f"--redis={self.redis_address}", f"--router=127.0.0.1:{self.router_port}"])
+            f"--redis={self.redis_address}", f"--router=127.0.0.1:{self.router_port}",
+            f"--admin_listen=127.0.0.1:{self.admin_ports['roster']}"])
         router = self._spawn("router", [
             self._bin("presence_router"), f"--listen=127.0.0.1:{self.router_port}",
-            f"--redis={self.redis_address}", f"--reap_interval_ms={self.reap_interval_ms}"])
+            f"--redis={self.redis_address}", f"--reap_interval_ms={self.reap_interval_ms}",
+            f"--admin_listen=127.0.0.1:{self.admin_ports['router']}"])
         wait_for_port(self.roster_port, roster, what="roster service")
         wait_for_port(self.router_port, router, what="presence router")
         for i in range(self.gateway_count):
@@ -133,7 +139,9 @@ class LocalCluster:
             f"--grpc_listen=127.0.0.1:{self.gateway_grpc_ports[i]}",
             f"--domains={','.join(self.domains)}", f"--redis={self.redis_address}",
             f"--roster=127.0.0.1:{self.roster_port}", f"--router=127.0.0.1:{self.router_port}",
-            f"--heartbeat_ttl_ms={self.heartbeat_ttl_ms}", *security, *self.gateway_flags])
+            f"--heartbeat_ttl_ms={self.heartbeat_ttl_ms}",
+            f"--admin_listen=127.0.0.1:{self.admin_ports[f'gateway{i + 1}']}",
+            *security, *self.gateway_flags])
         wait_for_port(self.gateway_ports[i], gw, what=f"gateway {i + 1}")
         return gw
 
@@ -157,24 +165,26 @@ class LocalCluster:
             "pids": {name: p.pid for name, p in self.procs.items()},
             "redis": self.redis_address,
             "gateways": self.gateway_ports,
+            "admin": self.admin_ports,
             "domains": self.domains,
         }
         with open(os.path.join(self.state_dir, "cluster.json"), "w") as f:
             json.dump(state, f)
 
     def stop(self):
-        # Gateways first (their drain talks to the router), then services, then Redis.
-        order = [n for n in self.procs if n.startswith("gateway")] + ["roster", "router", "redis"]
-        for name in order:
-            proc = self.procs.get(name)
-            if proc is None or proc.poll() is not None:
-                continue
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        # Gateways first (their drain talks to the router), then the services, then Redis;
+        # the processes of one phase stop concurrently.
+        phases = [[n for n in self.procs if n.startswith("gateway")], ["roster", "router"], ["redis"]]
+        for phase in phases:
+            running = [self.procs[n] for n in phase if n in self.procs and self.procs[n].poll() is None]
+            for proc in running:
+                proc.terminate()
+            for proc in running:
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
     def __enter__(self):
         return self.start()
@@ -233,7 +243,9 @@ def main():
         stop_from_state(args.state_dir)
     ports = {"redis": 6390, "roster": 7101, "router": 7102,
              "gateways": [5222 + i for i in range(args.gateways)],
-             "gateway_grpc": [7201 + i for i in range(args.gateways)]}
+             "gateway_grpc": [7201 + i for i in range(args.gateways)],
+             "admin": {"roster": 9101, "router": 9102,
+                       **{f"gateway{i + 1}": 9201 + i for i in range(args.gateways)}}}
     cluster = LocalCluster(args.bin_dir, args.state_dir, args.domains.split(","), args.gateways,
                            ports=ports, detach=True, tls=not args.plaintext)
     try:
@@ -254,6 +266,8 @@ Local cluster is up (logs and data in {args.state_dir}):
   presence router  127.0.0.1:{cluster.router_port}""")
     for i, port in enumerate(cluster.gateway_ports):
         print(f"  gateway {i + 1}        127.0.0.1:{port}  (XMPP client port)")
+    admin = ", ".join(f"{name} {port}" for name, port in cluster.admin_ports.items())
+    print(f"  metrics          http://127.0.0.1:PORT/metrics (also /livez /readyz): {admin}")
     security = (f"STARTTLS is required; the certificate is self-signed ({cluster.tls_files[0]}):\n"
                 "accept it in the client. SASL: SCRAM-SHA-256, SCRAM-SHA-1, PLAIN (inside TLS)."
                 if cluster.tls else

@@ -1,0 +1,54 @@
+#include "core/service/service_runtime.h"
+
+#include <cstdlib>
+#include <vector>
+
+#include "core/metrics/grpc_server_metrics.h"
+#include "core/redis/hiredis_client.h"
+#include "core/redis/instrumented_redis_client.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+
+namespace xc {
+
+absl::StatusOr<std::unique_ptr<ServiceRuntime>> ServiceRuntime::Create(
+    const std::string& prefix, const std::string& redis_address,
+    const std::string& admin_address) {
+  std::unique_ptr<ServiceRuntime> rt(new ServiceRuntime());
+  absl::StatusOr<RedisConnectionOptions> options = ParseRedisAddress(redis_address);
+  if (!options.ok()) return options.status();
+  if (const char* env = std::getenv("XC_REDIS_PASSWORD")) options->password = env;
+  rt->redis_ = std::make_unique<InstrumentedRedisClient>(NewHiredisClient(*options),
+                                                         &rt->registry_, prefix);
+  metrics::AddBuildInfo(&rt->registry_, prefix);
+  if (!admin_address.empty()) {
+    ServiceRuntime* raw = rt.get();
+    absl::StatusOr<std::unique_ptr<metrics::Exposer>> exposer =
+        metrics::Exposer::Start(admin_address, &rt->registry_, [raw] { return raw->Ready(); });
+    if (!exposer.ok()) return exposer.status();
+    rt->exposer_ = *std::move(exposer);
+  }
+  return rt;
+}
+
+void ServiceRuntime::Configure(grpc::ServerBuilder* builder) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+  creators.push_back(metrics::NewGrpcServerMetrics(&registry_));
+  builder->experimental().SetInterceptorCreators(std::move(creators));
+}
+
+void ServiceRuntime::SetServing(grpc::Server* server, bool serving) {
+  if (grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService()) {
+    health->SetServingStatus(serving);
+  }
+}
+
+bool ServiceRuntime::Ready() {
+  if (draining_) return false;
+  absl::StatusOr<RedisReply> pong = redis_->Command({"PING"});
+  return pong.ok();
+}
+
+}  // namespace xc

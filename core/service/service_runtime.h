@@ -1,0 +1,40 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/metrics/exposer.h"
+#include "core/metrics/metrics.h"
+#include "core/redis/redis_client.h"
+#include "grpcpp/grpcpp.h"
+
+namespace xc {
+
+// What every service main shares: a metrics registry, the admin HTTP port (/metrics, /livez,
+// /readyz), the Redis client (instrumented), and readiness (Redis answers and not draining).
+class ServiceRuntime {
+ public:
+  // `prefix` names the service's metrics ("xc_roster"); `redis_address` is host:port.
+  static absl::StatusOr<std::unique_ptr<ServiceRuntime>> Create(const std::string& prefix,
+                                                                const std::string& redis_address,
+                                                                const std::string& admin_address);
+  metrics::Registry* registry() { return &registry_; }
+  RedisClient* redis() { return redis_.get(); }
+  // Adds the gRPC interceptor, health service and reflection to a server being built.
+  void Configure(grpc::ServerBuilder* builder);
+  // After the server started: health SERVING; on drain NOT_SERVING.
+  void SetServing(grpc::Server* server, bool serving);
+  bool Ready();
+  void StartDraining() { draining_ = true; }
+
+ private:
+  ServiceRuntime() = default;
+  metrics::Registry registry_;
+  std::unique_ptr<RedisClient> redis_;
+  std::unique_ptr<metrics::Exposer> exposer_;
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace xc
