@@ -98,7 +98,7 @@ class HiredisClient final : public RedisClient {
       void* raw = nullptr;
       if (redisGetReply(*ctx, &raw) != REDIS_OK || raw == nullptr) {
         absl::Status s = TransportError(*ctx);
-        redisFree(*ctx);  // broken: never returned to the pool
+        Discard(*ctx);  // broken: never returned to the pool
         return s;
       }
       redisReply* r = static_cast<redisReply*>(raw);
@@ -120,12 +120,23 @@ class HiredisClient final : public RedisClient {
   absl::StatusOr<redisContext*> Acquire() {
     {
       absl::MutexLock lock(&mu_);
+      auto available = [this] { return !idle_.empty() || open_ < pool_.max_connections; };
+      if (!mu_.AwaitWithTimeout(absl::Condition(&available), pool_.acquire_timeout)) {
+        return absl::DeadlineExceededError("redis: no free connection");
+      }
       if (!idle_.empty()) {
         redisContext* c = idle_.back();
         idle_.pop_back();
         return c;
       }
+      ++open_;  // reserve a slot, then connect outside the lock
     }
+    absl::StatusOr<redisContext*> fresh = Connect();
+    if (!fresh.ok()) Discard(nullptr);
+    return fresh;
+  }
+
+  absl::StatusOr<redisContext*> Connect() {
     timeval tv = DurationToTimeval(options_.connect_timeout);
     redisContext* c = redisConnectWithTimeout(options_.host.c_str(), options_.port, tv);
     if (c == nullptr || c->err) {
@@ -153,17 +164,21 @@ class HiredisClient final : public RedisClient {
 
   void Release(redisContext* c) {
     absl::MutexLock lock(&mu_);
-    if (static_cast<int>(idle_.size()) < pool_.max_idle) {
-      idle_.push_back(c);
-      return;
-    }
-    redisFree(c);
+    idle_.push_back(c);
+  }
+
+  // A broken connection gives its slot back.
+  void Discard(redisContext* c) {
+    if (c != nullptr) redisFree(c);
+    absl::MutexLock lock(&mu_);
+    --open_;
   }
 
   const RedisConnectionOptions options_;
   const RedisPoolOptions pool_;
   absl::Mutex mu_;
   std::vector<redisContext*> idle_;
+  int open_ = 0;  // connections in use or idle
 };
 
 }  // namespace

@@ -18,7 +18,10 @@ struct RedisConnectionOptions {
 };
 
 struct RedisPoolOptions {
-  int max_idle = 16;  // connections kept open between calls
+  // At most this many connections; a call waits for a free one rather than opening more
+  // (opening a connection per call under a burst costs far more than waiting).
+  int max_connections = 16;
+  absl::Duration acquire_timeout = absl::Seconds(2);
 };
 
 // Parses "host:port" (or "host", port 6379).

@@ -3,7 +3,9 @@
 //   xc-admin [--redis host:port] user add JID PASSWORD
 //   xc-admin [--redis host:port] user del JID
 //   xc-admin [--redis host:port] user list DOMAIN
+//   xc-admin [--redis host:port] user add-many PREFIX COUNT DOMAIN PASSWORD   (PREFIX1..PREFIXn)
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,7 +26,8 @@ int Usage() {
   std::fprintf(stderr,
                "usage: xc-admin [--redis host:port] user add JID PASSWORD\n"
                "       xc-admin [--redis host:port] user del JID\n"
-               "       xc-admin [--redis host:port] user list DOMAIN\n");
+               "       xc-admin [--redis host:port] user list DOMAIN\n"
+               "       xc-admin [--redis host:port] user add-many PREFIX COUNT DOMAIN PASSWORD\n");
   return 2;
 }
 
@@ -77,6 +80,18 @@ int main(int argc, char** argv) {
     if (absl::IsNotFound(s)) return Fail("no such user: " + jid->ToString());
     if (!s.ok()) return Fail("cannot delete: " + std::string(s.message()));
     std::printf("deleted %s\n", jid->ToString().c_str());
+    return 0;
+  }
+  if (verb == "add-many" && args.size() == 7) {
+    int count = std::atoi(args[4]);
+    if (count <= 0) return Fail("COUNT must be a positive number");
+    for (int i = 1; i <= count; ++i) {
+      absl::StatusOr<xc::Jid> jid = UserJid(std::string(args[3]) + std::to_string(i) + "@" + args[5]);
+      if (!jid.ok()) return Fail("invalid JID from PREFIX/DOMAIN");
+      absl::Status s = accounts.Put(*jid, args[6], absl::GetFlag(FLAGS_iterations));
+      if (!s.ok()) return Fail("cannot store the account: " + std::string(s.message()));
+    }
+    std::printf("added %d users\n", count);
     return 0;
   }
   if (verb == "list" && args.size() == 4) {
