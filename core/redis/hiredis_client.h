@@ -21,7 +21,7 @@ struct RedisPoolOptions {
   // At most this many connections; a call waits for a free one rather than opening more
   // (opening a connection per call under a burst costs far more than waiting).
   int max_connections = 16;
-  absl::Duration acquire_timeout = absl::Seconds(2);
+  absl::Duration acquire_timeout = absl::Seconds(4);  // under callers' 5 s deadlines
 };
 
 // Parses "host:port" (or "host", port 6379).
