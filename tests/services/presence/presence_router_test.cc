@@ -84,8 +84,12 @@ class PresenceRouterTest : public ::testing::Test {
     Jid jid = J(full);
     absl::StatusOr<std::string> bound = router_.BindSession("gw1", jid.Bare(), jid.resource());
     EXPECT_TRUE(bound.ok());
-    if (interested) EXPECT_TRUE(router_.SetInterested(jid).ok());
-    if (available) Presence(jid, absl::StrCat("<presence id='p-", full, "'>", extra, "</presence>"));
+    if (interested) {
+      EXPECT_TRUE(router_.SetInterested(jid).ok());
+    }
+    if (available) {
+      Presence(jid, absl::StrCat("<presence id='p-", full, "'>", extra, "</presence>"));
+    }
     deliverer_.Take();
     return jid;
   }
