@@ -56,6 +56,33 @@ absl::Status RosterGrpcService::DispatchEffects(const RosterOutput& output) {
   return last;
 }
 
+namespace {
+
+bool Transient(const absl::Status& s) {
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
+}
+
+// Runs `flow` again while it fails transiently (Redis or the router briefly unreachable), up to
+// a bound, then the caller answers with a clear error. Harmless by design: each per-user step is
+// a compare-and-swap, so a repeated flow finds the states already moved and neither changes nor
+// delivers anything twice. What it cannot restore: effects of a first attempt whose dispatch
+// failed after the state moved (a waiting request is still delivered at the contact's next
+// login; repairing such pairs is the consistency tool's job, issue 7).
+template <typename Flow>
+absl::Status WithRetries(Flow flow) {
+  absl::Status s;
+  absl::Duration backoff = absl::Milliseconds(50);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    s = flow();
+    if (!Transient(s)) return s;
+    absl::SleepFor(backoff);
+    backoff *= 2;
+  }
+  return s;
+}
+
+}  // namespace
+
 grpc::Status RosterGrpcService::HandleRosterIq(grpc::ServerContext*,
                                                const xmpp::roster::v1::RosterIqRequest* request,
                                                xmpp::roster::v1::RosterIqResponse* response) {
@@ -65,11 +92,15 @@ grpc::Status RosterGrpcService::HandleRosterIq(grpc::ServerContext*,
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad session or stanza");
   }
   requests_->Add({{"type", "iq_" + iq->Attribute("type")}}).Increment();
-  absl::StatusOr<RosterOutput> output = processor_->HandleRosterIq(*session, *iq);
-  if (!output.ok()) return ToGrpcStatus(output.status());
-  absl::Status dispatched = DispatchEffects(*output);
-  if (!dispatched.ok()) return ToGrpcStatus(dispatched);
-  for (const XmlElement& reply : output->replies) ToStanzaProto(reply, response->add_replies());
+  RosterOutput output;
+  absl::Status status = WithRetries([&]() -> absl::Status {
+    absl::StatusOr<RosterOutput> out = processor_->HandleRosterIq(*session, *iq);
+    if (!out.ok()) return out.status();
+    output = *std::move(out);
+    return DispatchEffects(output);
+  });
+  if (!status.ok()) return ToGrpcStatus(status);
+  for (const XmlElement& reply : output.replies) ToStanzaProto(reply, response->add_replies());
   return grpc::Status::OK;
 }
 
@@ -82,11 +113,15 @@ grpc::Status RosterGrpcService::HandleSubscription(
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad session or stanza");
   }
   requests_->Add({{"type", request->presence().type()}}).Increment();
-  absl::StatusOr<RosterOutput> output = processor_->HandleSubscription(*session, *presence);
-  if (!output.ok()) return ToGrpcStatus(output.status());
-  absl::Status dispatched = DispatchEffects(*output);
-  if (!dispatched.ok()) return ToGrpcStatus(dispatched);
-  for (const XmlElement& reply : output->replies) ToStanzaProto(reply, response->add_replies());
+  RosterOutput output;
+  absl::Status status = WithRetries([&]() -> absl::Status {
+    absl::StatusOr<RosterOutput> out = processor_->HandleSubscription(*session, *presence);
+    if (!out.ok()) return out.status();
+    output = *std::move(out);
+    return DispatchEffects(output);
+  });
+  if (!status.ok()) return ToGrpcStatus(status);
+  for (const XmlElement& reply : output.replies) ToStanzaProto(reply, response->add_replies());
   return grpc::Status::OK;
 }
 

@@ -174,6 +174,18 @@ class RosterFlowsTest(ClusterTestCase):
         push = await ua.expect(roster_push("c2@localhost"), "interim push")
         self.assertEqual(push.find(NS_ROSTER + "query").get("ver"), ver)
 
+    async def test_admin_roster_change_reaches_live_sessions(self):  # issue 4
+        ua = await self.login("u23@localhost/one", gateway=2)
+        out = await asyncio.to_thread(self.cluster.admin, "roster", "set", "u23@localhost",
+                                      "boss@localhost", "The Boss", "Work")
+        self.assertIn("ok", out)
+        push = await ua.expect(roster_push("boss@localhost", name="The Boss"), "admin push")
+        self.assertEqual(push.findtext(f"{NS_ROSTER}query/{NS_ROSTER}item/{NS_ROSTER}group"), "Work")
+        listed = await asyncio.to_thread(self.cluster.admin, "roster", "list", "u23@localhost")
+        self.assertIn("boss@localhost\tnone\tThe Boss", listed)
+        await asyncio.to_thread(self.cluster.admin, "roster", "remove", "u23@localhost", "boss@localhost")
+        await ua.expect(roster_push("boss@localhost", subscription="remove"), "admin remove push")
+
     async def test_spoofed_from_is_overwritten(self):  # checklist 11, 46
         ua, ub = await self.pair("u20", "u21")
         ua.send_raw("<message to='u21@localhost/two' from='u22@localhost/evil' type='chat'>"

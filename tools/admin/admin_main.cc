@@ -4,6 +4,10 @@
 //   xc-admin [--redis host:port] user del JID
 //   xc-admin [--redis host:port] user list DOMAIN
 //   xc-admin [--redis host:port] user add-many PREFIX COUNT DOMAIN PASSWORD   (PREFIX1..PREFIXn)
+//   xc-admin [--roster host:port] roster list USER
+//   xc-admin [--roster host:port] roster set USER CONTACT [NAME [GROUP...]]
+//   xc-admin [--roster host:port] roster remove USER CONTACT
+// Roster commands go through the roster service, so the user's live sessions get roster pushes.
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -12,12 +16,18 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "core/grpc/grpc_util.h"
 #include "core/jid/jid.h"
+#include "core/xml/xml_fragment.h"
+#include "core/xml/xml_serializer.h"
+#include "proto/xmpp/roster/v1/roster.grpc.pb.h"
 #include "core/redis/hiredis_client.h"
 #include "core/store/account_store.h"
 
 ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "Redis address host:port");
 ABSL_FLAG(std::string, redis_password, "", "Redis AUTH password (or env XC_REDIS_PASSWORD)");
+ABSL_FLAG(std::string, roster, "127.0.0.1:7101", "roster service gRPC address");
 ABSL_FLAG(int, iterations, 4096, "SCRAM iteration count for new passwords (at least 4096)");
 
 namespace {
@@ -27,7 +37,10 @@ int Usage() {
                "usage: xc-admin [--redis host:port] user add JID PASSWORD\n"
                "       xc-admin [--redis host:port] user del JID\n"
                "       xc-admin [--redis host:port] user list DOMAIN\n"
-               "       xc-admin [--redis host:port] user add-many PREFIX COUNT DOMAIN PASSWORD\n");
+               "       xc-admin [--redis host:port] user add-many PREFIX COUNT DOMAIN PASSWORD\n"
+               "       xc-admin [--roster host:port] roster list USER\n"
+               "       xc-admin [--roster host:port] roster set USER CONTACT [NAME [GROUP...]]\n"
+               "       xc-admin [--roster host:port] roster remove USER CONTACT\n");
   return 2;
 }
 
@@ -47,8 +60,66 @@ absl::StatusOr<xc::Jid> UserJid(const std::string& text) {
 
 }  // namespace
 
+int RosterCommand(const std::vector<char*>& args) {
+  const std::string verb = args[2];
+  if (args.size() < 4) return Usage();
+  absl::StatusOr<xc::Jid> user = UserJid(args[3]);
+  if (!user.ok()) return Fail(std::string("invalid user JID '") + args[3] + "'");
+  std::string query;
+  if (verb == "list" && args.size() == 4) {
+    query = "<iq type='get' id='admin'><query xmlns='jabber:iq:roster'/></iq>";
+  } else if ((verb == "set" && args.size() >= 5) || (verb == "remove" && args.size() == 5)) {
+    absl::StatusOr<xc::Jid> contact = xc::Jid::Parse(args[4]);
+    if (!contact.ok()) return Fail(std::string("invalid contact JID '") + args[4] + "'");
+    query = absl::StrCat("<iq type='set' id='admin'><query xmlns='jabber:iq:roster'><item jid='",
+                         xc::XmlEscapeAttribute(contact->ToString()), "'");
+    if (verb == "remove") {
+      absl::StrAppend(&query, " subscription='remove'/>");
+    } else {
+      if (args.size() >= 6) absl::StrAppend(&query, " name='", xc::XmlEscapeAttribute(args[5]), "'");
+      absl::StrAppend(&query, ">");
+      for (size_t i = 6; i < args.size(); ++i) {
+        absl::StrAppend(&query, "<group>", xc::XmlEscapeText(args[i]), "</group>");
+      }
+      absl::StrAppend(&query, "</item>");
+    }
+    absl::StrAppend(&query, "</query></iq>");
+  } else {
+    return Usage();
+  }
+  absl::StatusOr<xc::XmlElement> iq = xc::ParseStanzaXml(query);
+  if (!iq.ok()) return Fail("cannot build the request");
+  iq->SetAttribute("from", user->ToString() + "/xc-admin");
+  auto stub = xmpp::roster::v1::RosterService::NewStub(
+      xc::NewServiceChannel(absl::GetFlag(FLAGS_roster)));
+  xmpp::roster::v1::RosterIqRequest request;
+  request.set_session_jid(user->ToString() + "/xc-admin");
+  xc::ToStanzaProto(*iq, request.mutable_iq());
+  xmpp::roster::v1::RosterIqResponse response;
+  grpc::ClientContext ctx;
+  xc::SetDeadline(&ctx, absl::Seconds(10));
+  grpc::Status status = stub->HandleRosterIq(&ctx, request, &response);
+  if (!status.ok()) return Fail("roster service: " + status.error_message());
+  for (const auto& reply : response.replies()) {
+    absl::StatusOr<xc::XmlElement> r = xc::FromStanzaProto(reply);
+    if (!r.ok()) continue;
+    if (r->Attribute("type") == "error") return Fail("refused: " + xc::SerializeXml(*r));
+    if (const xc::XmlElement* q = r->FindChild("query", "jabber:iq:roster")) {
+      for (const xc::XmlElement* item : q->Children("item")) {
+        std::printf("%s\t%s%s\t%s\n", item->Attribute("jid").c_str(),
+                    item->Attribute("subscription").c_str(),
+                    item->Attribute("ask") == "subscribe" ? "+ask" : "",
+                    item->Attribute("name").c_str());
+      }
+    }
+  }
+  if (verb != "list") std::printf("ok\n");
+  return 0;
+}
+
 int main(int argc, char** argv) {
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() >= 3 && std::string(args[1]) == "roster") return RosterCommand(args);
   if (args.size() < 3 || std::string(args[1]) != "user") return Usage();
   const std::string verb = args[2];
   absl::StatusOr<xc::RedisConnectionOptions> options =

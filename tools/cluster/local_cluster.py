@@ -146,7 +146,8 @@ class LocalCluster:
         return gw
 
     def admin(self, *args):
-        out = subprocess.run([self._bin("xc-admin"), f"--redis={self.redis_address}", *args],
+        out = subprocess.run([self._bin("xc-admin"), f"--redis={self.redis_address}",
+                              f"--roster=127.0.0.1:{self.roster_port}", *args],
                              capture_output=True, text=True, timeout=30)
         if out.returncode != 0:
             raise RuntimeError(f"xc-admin {' '.join(args)}: {out.stderr.strip()}")
