@@ -1,5 +1,6 @@
 #include "core/service/service_runtime.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <vector>
 
@@ -43,6 +44,28 @@ void ServiceRuntime::SetServing(grpc::Server* server, bool serving) {
   if (grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService()) {
     health->SetServingStatus(serving);
   }
+}
+
+absl::StatusOr<std::unique_ptr<grpc::Server>> ServiceRuntime::StartServer(
+    const std::string& address, const std::vector<grpc::Service*>& services) {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  for (grpc::Service* service : services) builder.RegisterService(service);
+  Configure(&builder);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return absl::UnavailableError("cannot listen on " + address);
+  }
+  SetServing(server.get(), true);
+  return server;
+}
+
+void ServiceRuntime::Drain(grpc::Server* server, absl::Duration grace) {
+  StartDraining();
+  SetServing(server, false);
+  server->Shutdown(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
 }
 
 bool ServiceRuntime::Ready() {

@@ -3,6 +3,9 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "absl/time/time.h"
 
 #include "absl/status/statusor.h"
 #include "core/metrics/exposer.h"
@@ -28,6 +31,12 @@ class ServiceRuntime {
   void SetServing(grpc::Server* server, bool serving);
   bool Ready();
   void StartDraining() { draining_ = true; }
+  // Builds and starts a gRPC server on `address` with `services` (plus metrics, health and
+  // reflection), marks it serving; then, after Serve() returns from WaitForShutdown, drains:
+  // not ready, NOT_SERVING, and stops within `grace`.
+  absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
+      const std::string& address, const std::vector<grpc::Service*>& services);
+  void Drain(grpc::Server* server, absl::Duration grace = absl::Seconds(5));
 
  private:
   ServiceRuntime() = default;

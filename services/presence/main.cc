@@ -39,16 +39,11 @@ int main(int argc, char** argv) {
                             options);
   xc::PresenceGrpcService service(&router);
 
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  (*runtime)->Configure(&builder);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  XC_CHECK(server != nullptr && port != 0) << "cannot listen on " << absl::GetFlag(FLAGS_listen);
+  absl::StatusOr<std::unique_ptr<grpc::Server>> server =
+      (*runtime)->StartServer(absl::GetFlag(FLAGS_listen), {&service});
+  XC_CHECK(server.ok()) << server.status();
   XC_LOG(INFO) << "presence router listening on " << absl::GetFlag(FLAGS_listen);
 
-  (*runtime)->SetServing(server.get(), true);
   xc::metrics::Counter& reaped =
       (*runtime)->registry()->AddCounter("xc_router_reaped_sessions_total",
                                          "Sessions ended because their gateway died.").Add({});
@@ -63,9 +58,7 @@ int main(int argc, char** argv) {
     }
   });
   xc::WaitForShutdown();
-  (*runtime)->StartDraining();
-  (*runtime)->SetServing(server.get(), false);
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  (*runtime)->Drain(server->get());
   reaper.join();
   XC_LOG(INFO) << "presence router stopped";
   return 0;

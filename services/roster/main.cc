@@ -36,19 +36,12 @@ int main(int argc, char** argv) {
       xc::NewServiceChannel(absl::GetFlag(FLAGS_router)));
   xc::RosterGrpcService service(&processor, router.get(), (*runtime)->registry());
 
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  (*runtime)->Configure(&builder);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  XC_CHECK(server != nullptr && port != 0) << "cannot listen on " << absl::GetFlag(FLAGS_listen);
+  absl::StatusOr<std::unique_ptr<grpc::Server>> server =
+      (*runtime)->StartServer(absl::GetFlag(FLAGS_listen), {&service});
+  XC_CHECK(server.ok()) << server.status();
   XC_LOG(INFO) << "roster service listening on " << absl::GetFlag(FLAGS_listen);
-  (*runtime)->SetServing(server.get(), true);
   xc::WaitForShutdown();
-  (*runtime)->StartDraining();
-  (*runtime)->SetServing(server.get(), false);
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  (*runtime)->Drain(server->get());
   XC_LOG(INFO) << "roster service stopped";
   return 0;
 }

@@ -83,6 +83,22 @@ absl::Status WithRetries(Flow flow) {
 
 }  // namespace
 
+template <typename Response>
+grpc::Status RosterGrpcService::Run(const std::function<absl::StatusOr<RosterOutput>()>& flow,
+                                    Response* response) {
+  RosterOutput output;
+  absl::Status status = WithRetries([&]() -> absl::Status {
+    absl::StatusOr<RosterOutput> out = flow();
+    if (!out.ok()) return out.status();
+    output = *std::move(out);
+    return absl::OkStatus();
+  });
+  if (status.ok()) status = DispatchEffects(output);
+  if (!status.ok()) return ToGrpcStatus(status);
+  for (const XmlElement& reply : output.replies) ToStanzaProto(reply, response->add_replies());
+  return grpc::Status::OK;
+}
+
 grpc::Status RosterGrpcService::HandleRosterIq(grpc::ServerContext*,
                                                const xmpp::roster::v1::RosterIqRequest* request,
                                                xmpp::roster::v1::RosterIqResponse* response) {
@@ -92,17 +108,7 @@ grpc::Status RosterGrpcService::HandleRosterIq(grpc::ServerContext*,
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad session or stanza");
   }
   requests_->Add({{"type", "iq_" + iq->Attribute("type")}}).Increment();
-  RosterOutput output;
-  absl::Status status = WithRetries([&]() -> absl::Status {
-    absl::StatusOr<RosterOutput> out = processor_->HandleRosterIq(*session, *iq);
-    if (!out.ok()) return out.status();
-    output = *std::move(out);
-    return absl::OkStatus();
-  });
-  if (status.ok()) status = DispatchEffects(output);
-  if (!status.ok()) return ToGrpcStatus(status);
-  for (const XmlElement& reply : output.replies) ToStanzaProto(reply, response->add_replies());
-  return grpc::Status::OK;
+  return Run([&] { return processor_->HandleRosterIq(*session, *iq); }, response);
 }
 
 grpc::Status RosterGrpcService::HandleSubscription(
@@ -114,17 +120,7 @@ grpc::Status RosterGrpcService::HandleSubscription(
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad session or stanza");
   }
   requests_->Add({{"type", request->presence().type()}}).Increment();
-  RosterOutput output;
-  absl::Status status = WithRetries([&]() -> absl::Status {
-    absl::StatusOr<RosterOutput> out = processor_->HandleSubscription(*session, *presence);
-    if (!out.ok()) return out.status();
-    output = *std::move(out);
-    return absl::OkStatus();
-  });
-  if (status.ok()) status = DispatchEffects(output);
-  if (!status.ok()) return ToGrpcStatus(status);
-  for (const XmlElement& reply : output.replies) ToStanzaProto(reply, response->add_replies());
-  return grpc::Status::OK;
+  return Run([&] { return processor_->HandleSubscription(*session, *presence); }, response);
 }
 
 }  // namespace xc

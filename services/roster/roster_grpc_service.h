@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "core/metrics/metrics.h"
@@ -26,6 +27,9 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Service 
 
  private:
   absl::Status DispatchEffects(const RosterOutput& output);
+  // Runs a flow (retrying transient failures), dispatches its effects, fills the replies.
+  template <typename Response>
+  grpc::Status Run(const std::function<absl::StatusOr<RosterOutput>()>& flow, Response* response);
 
   RosterProcessor* processor_;
   xmpp::presence::v1::PresenceRouter::StubInterface* router_;
