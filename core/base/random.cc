@@ -24,11 +24,4 @@ std::string RandomId(size_t length) {
   return out;
 }
 
-uint64_t RandomUint64() {
-  std::string raw = RandomBytes(sizeof(uint64_t));
-  uint64_t v = 0;
-  for (unsigned char c : raw) v = (v << 8) | c;
-  return v;
-}
-
 }  // namespace xc

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <cstdint>
 #include <string>
 
 namespace xc {
@@ -8,6 +7,5 @@ namespace xc {
 // Unpredictable identifiers (stream ids, generated resources, nonces): CSPRNG-backed, thread-safe.
 std::string RandomId(size_t length = 16);  // [a-z0-9]
 std::string RandomBytes(size_t length);
-uint64_t RandomUint64();
 
 }  // namespace xc

@@ -342,13 +342,12 @@ void ClientSession::OnStreamStart(const XmlElement& root, absl::string_view pref
   if (version.empty() || version[0] < '1') {
     return CloseWithError(StreamErrorCondition::kUnsupportedVersion, "XMPP 1.0 is required");
   }
-  stream_open_ = true;
   SendHeader(client_from);
   SendFeatures();
 }
 
 void ClientSession::OnStanza(XmlElement stanza) {
-  if (closed_ || restart_pending_) return;
+  if (closed_) return;
   if (inbox_.size() >= ctx_->config.max_queued_stanzas) {
     return CloseWithError(StreamErrorCondition::kPolicyViolation, "too many stanzas in flight");
   }
@@ -363,7 +362,7 @@ void ClientSession::OnStreamEnd() {
 }
 
 void ClientSession::ProcessQueue() {
-  while (!busy_ && !closed_ && !restart_pending_ && !inbox_.empty()) {
+  while (!busy_ && !closed_ && !inbox_.empty()) {
     XmlElement next = std::move(inbox_.front());
     inbox_.pop_front();
     busy_ = true;  // a handler that finishes synchronously calls Finish(), which clears it
@@ -431,7 +430,6 @@ void ClientSession::HandleNegotiation(const XmlElement& element) {
     parser_->Pause();
     pending_parser_reset_ = true;
     inbox_.clear();
-    stream_open_ = false;
     StartTls();
     return Finish();
   }
@@ -692,7 +690,6 @@ void ClientSession::AuthSucceeded(const Jid& user, const std::string& success_pa
     parser_->Reset();
   }
   inbox_.clear();
-  stream_open_ = false;
   Finish();
 }
 

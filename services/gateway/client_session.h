@@ -95,10 +95,8 @@ class ClientSession final : public XmlStreamHandler,
   bool want_write_ = false;
   bool closed_ = false;
   bool header_sent_ = false;
-  bool stream_open_ = false;  // client header received for the current stream
   bool authenticated_ = false;
   bool bound_ = false;
-  bool restart_pending_ = false;
   int auth_failures_ = 0;
   int bind_attempts_ = 0;
   bool plain_challenge_sent_ = false;

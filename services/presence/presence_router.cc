@@ -151,19 +151,28 @@ absl::StatusOr<PresenceRouter::Contacts> PresenceRouter::ReadContacts(const Jid&
   return contacts;
 }
 
-absl::Status PresenceRouter::DeliverToBare(const Jid& bare, Audience audience,
-                                           const XmlElement& stanza, bool address_each,
-                                           Outbox* out) {
-  absl::StatusOr<std::vector<SessionEntry>> sessions = directory_->List(bare.Bare());
+template <typename XmlSource>
+absl::Status PresenceRouter::DeliverTo(const Jid& to, Audience audience, const XmlSource& xml_source,
+                                       bool address_each, Outbox* out) {
+  absl::StatusOr<std::vector<SessionEntry>> sessions = directory_->List(to.Bare());
   if (!sessions.ok()) return sessions.status();
-  std::string xml;
+  std::string xml;  // serialized once, and only if someone receives it
   for (const SessionEntry& e : *sessions) {
-    if (!Matches(e.record, audience)) continue;
-    if (xml.empty()) xml = SerializeXml(stanza);
-    out->Add(e.record.gateway_id(), absl::StrCat(bare.BareString(), "/", e.resource), xml,
+    const bool match = audience == xmpp::presence::v1::AUDIENCE_FULL_JID
+                           ? e.resource == to.resource()
+                           : Matches(e.record, audience);
+    if (!match) continue;
+    if (xml.empty()) xml = xml_source();
+    out->Add(e.record.gateway_id(), absl::StrCat(to.BareString(), "/", e.resource), xml,
              address_each);
   }
   return absl::OkStatus();
+}
+
+absl::Status PresenceRouter::DeliverToBare(const Jid& bare, Audience audience,
+                                           const XmlElement& stanza, bool address_each,
+                                           Outbox* out) {
+  return DeliverTo(bare, audience, [&] { return SerializeXml(stanza); }, address_each, out);
 }
 
 absl::Status PresenceRouter::BroadcastUnavailable(const Jid& full, const XmlElement* stanza,
@@ -227,7 +236,13 @@ absl::StatusOr<std::vector<XmlElement>> PresenceRouter::HandlePresence(const Jid
     }
     XmlElement stamped = WithAddresses(presence, session.ToString(), to);
     if (parsed->type == PresenceType::kProbe) {
-      status = AnswerProbe(session, *target, presence, &out);
+      absl::StatusOr<std::vector<SessionEntry>> own = directory_->List(bare);
+      if (!own.ok()) return own.status();
+      for (const SessionEntry& e : *own) {
+        if (e.resource == session.resource()) {
+          status = AnswerProbe(session, e.record.gateway_id(), *target, presence, &out);
+        }
+      }
     } else if (parsed->type == PresenceType::kError) {
       status = DeliverDirected(*target, stamped, &out, /*full_jid_only=*/true);  // A11
     } else {
@@ -282,7 +297,7 @@ absl::StatusOr<std::vector<XmlElement>> PresenceRouter::HandlePresence(const Jid
       XmlElement probe("presence", std::string(kNsClient));
       probe.SetAttribute("type", "probe");
       for (const Jid& contact : contacts->presence_of) {
-        status = AnswerProbe(session, contact, probe, &out);
+        status = AnswerProbe(session, mine->gateway_id(), contact, probe, &out);
         if (!status.ok()) break;
       }
       absl::StatusOr<RedisReply> pending = redis_->Command({"HVALS", keys::Pending(bare.BareString())});
@@ -308,19 +323,13 @@ absl::StatusOr<std::vector<XmlElement>> PresenceRouter::HandlePresence(const Jid
 
 absl::Status PresenceRouter::DeliverDirected(const Jid& target, const XmlElement& stanza,
                                              Outbox* out, bool full_jid_only) {
-  if (target.is_full()) {
-    absl::StatusOr<std::vector<SessionEntry>> sessions = directory_->List(target.Bare());
-    if (!sessions.ok()) return sessions.status();
-    for (const SessionEntry& e : *sessions) {
-      if (e.resource == target.resource()) {
-        out->Add(e.record.gateway_id(), target.ToString(), SerializeXml(stanza), false);
-      }
-    }
-    return absl::OkStatus();
-  }
-  if (full_jid_only) return absl::OkStatus();
-  // §8.5.2: to a bare JID, every available resource; nothing is stored when there is none.
-  return DeliverToBare(target, xmpp::presence::v1::AUDIENCE_AVAILABLE, stanza, false, out);
+  if (!target.is_full() && full_jid_only) return absl::OkStatus();
+  // A full JID reaches that resource; a bare JID every available resource, and nothing is
+  // stored when there is none (§8.5.2).
+  return DeliverToBare(target,
+                       target.is_full() ? xmpp::presence::v1::AUDIENCE_FULL_JID
+                                        : xmpp::presence::v1::AUDIENCE_AVAILABLE,
+                       stanza, false, out);
 }
 
 absl::Status PresenceRouter::RememberDirected(const Jid& session, const Jid& target,
@@ -351,16 +360,10 @@ absl::Status PresenceRouter::RememberDirected(const Jid& session, const Jid& tar
   return absl::OkStatus();
 }
 
-absl::Status PresenceRouter::AnswerProbe(const Jid& prober, const Jid& target,
-                                         const XmlElement& probe, Outbox* out) {
+absl::Status PresenceRouter::AnswerProbe(const Jid& prober, const std::string& prober_gateway,
+                                         const Jid& target, const XmlElement& probe,
+                                         Outbox* out) {
   const Jid target_bare = target.Bare();
-  absl::StatusOr<std::vector<SessionEntry>> prober_sessions = directory_->List(prober.Bare());
-  if (!prober_sessions.ok()) return prober_sessions.status();
-  std::string prober_gateway;
-  for (const SessionEntry& e : *prober_sessions) {
-    if (e.resource == prober.resource()) prober_gateway = e.record.gateway_id();
-  }
-  if (prober_gateway.empty()) return absl::OkStatus();
   // §4.3.2: only a subscriber (the target's item for the prober is from/both) learns anything.
   absl::StatusOr<RedisReply> item =
       redis_->Command({"HGET", keys::Roster(target_bare.BareString()), prober.BareString()});
@@ -485,25 +488,8 @@ absl::Status PresenceRouter::Dispatch(const xmpp::presence::v1::DispatchRequest&
       const xmpp::presence::v1::Delivery& d = effect.delivery();
       absl::StatusOr<Jid> to = Jid::Parse(d.to());
       if (!to.ok()) continue;
-      if (d.audience() == xmpp::presence::v1::AUDIENCE_FULL_JID) {
-        absl::StatusOr<std::vector<SessionEntry>> sessions = directory_->List(to->Bare());
-        if (!sessions.ok()) return sessions.status();
-        for (const SessionEntry& e : *sessions) {
-          if (e.resource == to->resource()) {
-            out.Add(e.record.gateway_id(), to->ToString(), d.stanza().xml(),
-                    d.address_each_recipient());
-          }
-        }
-        continue;
-      }
-      absl::StatusOr<std::vector<SessionEntry>> sessions = directory_->List(to->Bare());
-      if (!sessions.ok()) return sessions.status();
-      for (const SessionEntry& e : *sessions) {
-        if (Matches(e.record, d.audience())) {
-          out.Add(e.record.gateway_id(), absl::StrCat(to->BareString(), "/", e.resource),
-                  d.stanza().xml(), d.address_each_recipient());
-        }
-      }
+      s = DeliverTo(*to, d.audience(), [&] { return d.stanza().xml(); },
+                    d.address_each_recipient(), &out);
     }
     if (!s.ok()) return s;
   }

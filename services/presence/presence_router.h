@@ -49,14 +49,19 @@ class PresenceRouter {
 
   absl::StatusOr<Contacts> ReadContacts(const Jid& bare);
   absl::Status BroadcastUnavailable(const Jid& full, const XmlElement* stanza, Outbox* out);
+  // The one delivery primitive: `to`'s sessions that the audience selects (AUDIENCE_FULL_JID:
+  // exactly to's resource); `xml_source()` serializes, once, only if someone receives it.
+  template <typename XmlSource>
+  absl::Status DeliverTo(const Jid& to, xmpp::presence::v1::Audience audience,
+                         const XmlSource& xml_source, bool address_each, Outbox* out);
   absl::Status DeliverToBare(const Jid& bare, xmpp::presence::v1::Audience audience,
                              const XmlElement& stanza, bool address_each, Outbox* out);
   absl::Status DeliverSnapshot(const xmpp::presence::v1::PresenceSnapshot& snapshot, Outbox* out);
   absl::Status DeliverDirected(const Jid& target, const XmlElement& stanza, Outbox* out,
                                bool full_jid_only = false);
   absl::Status RememberDirected(const Jid& session, const Jid& target, bool available);
-  absl::Status AnswerProbe(const Jid& prober, const Jid& target, const XmlElement& probe,
-                           Outbox* out);
+  absl::Status AnswerProbe(const Jid& prober, const std::string& prober_gateway,
+                           const Jid& target, const XmlElement& probe, Outbox* out);
 
   SessionDirectory* directory_;
   RedisClient* redis_;
