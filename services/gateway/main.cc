@@ -97,15 +97,9 @@ int main(int argc, char** argv) {
   ctx.router = router.get();
 
   xc::DeliveryService delivery(&ctx);
-  grpc::ServerBuilder builder;
-  int grpc_port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_grpc_listen), grpc::InsecureServerCredentials(),
-                           &grpc_port);
-  builder.RegisterService(&delivery);
-  (*runtime)->Configure(&builder);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  XC_CHECK(server != nullptr && grpc_port != 0)
-      << "cannot listen on " << absl::GetFlag(FLAGS_grpc_listen);
+  absl::StatusOr<std::unique_ptr<grpc::Server>> server =
+      (*runtime)->StartServer(absl::GetFlag(FLAGS_grpc_listen), {&delivery});
+  XC_CHECK(server.ok()) << server.status();
 
   std::vector<std::string> hostport = absl::StrSplit(absl::GetFlag(FLAGS_listen), ':');
   XC_CHECK(hostport.size() == 2) << "--listen must be host:port";
@@ -146,7 +140,7 @@ int main(int argc, char** argv) {
   registration.Deregister();
   loop.Stop();
   loop_thread.join();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  (*runtime)->Drain(server->get(), absl::Seconds(2));
   XC_LOG(INFO) << "gateway " << config.id << " stopped";
   return 0;
 }
