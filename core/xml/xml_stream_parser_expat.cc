@@ -8,6 +8,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
+// Present in expat >= 2.6 and in Debian 12's security updates of 2.5.0 (2.5.0-1+deb12u2 on),
+// absent from older 2.5.0 builds; the headers carry the same version number either way. A weak
+// reference lets one binary build against either header and run against either library.
+extern "C" XML_Bool XML_SetReparseDeferralEnabled(XML_Parser parser, XML_Bool enabled);
+#pragma weak XML_SetReparseDeferralEnabled
+
 namespace xc {
 
 const char* XmlFaultName(XmlFault fault) {
@@ -130,7 +136,9 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
     // which would hold back a stanza until the client sends more bytes. Interactive streams need
     // every complete stanza at once; the quadratic-time risk it guards against is bounded here
     // by max_stanza_bytes.
-    XML_SetReparseDeferralEnabled(parser_, XML_FALSE);
+    if (&XML_SetReparseDeferralEnabled != nullptr) {
+      XML_SetReparseDeferralEnabled(parser_, XML_FALSE);
+    }
     fed_ = 0;
     stanza_start_ = 0;
   }
