@@ -25,5 +25,8 @@ std::string GatewayAlive(absl::string_view id) { return absl::StrCat("gateway:{"
 std::string GatewaySessions(absl::string_view id) {
   return absl::StrCat("gateway:{", id, "}:sessions");
 }
+std::string GatewayFenced(absl::string_view id) {
+  return absl::StrCat("gateway:{", id, "}:fenced");
+}
 
 }  // namespace xc::keys

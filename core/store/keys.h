@@ -21,5 +21,8 @@ std::string DomainUsers(absl::string_view domain);  // set: bare JIDs of a domai
 std::string Gateways();                             // hash: gateway id → gRPC address
 std::string GatewayAlive(absl::string_view id);     // string with TTL: heartbeat
 std::string GatewaySessions(absl::string_view id);  // set: full JIDs held by a gateway
+// string with TTL: set by a router that cannot reach the gateway; the gateway stops beating,
+// closes its streams, and re-registers once its sessions have been reaped.
+std::string GatewayFenced(absl::string_view id);
 
 }  // namespace xc::keys

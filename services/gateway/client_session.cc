@@ -739,6 +739,11 @@ void ClientSession::HandleBind(const XmlElement& iq) {
     }
     resource = *prepared;
   }
+  if (ctx_->fenced) {
+    SendError(iq, StanzaErrorCondition::kResourceConstraint,
+              "this node is rejoining the cluster; try again in a few seconds");
+    return Finish();
+  }
   xmpp::presence::v1::BindSessionRequest request;
   request.set_gateway_id(ctx_->config.id);
   request.set_bare_jid(user_.BareString());
@@ -762,6 +767,10 @@ void ClientSession::HandleBind(const XmlElement& iq) {
         self->bound_ = true;
         self->ctx_->metrics->sessions->Increment();
         self->ctx_->registry.Add(self->full_jid_, self);
+        if (self->ctx_->fenced) {
+          return self->CloseWithError(StreamErrorCondition::kInternalServerError,
+                                      "this node lost contact with the cluster; reconnect");
+        }
         XmlElement result = MakeIqResult(iq);
         result.RemoveAttribute("from");
         result.RemoveAttribute("to");

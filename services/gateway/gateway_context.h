@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -85,6 +86,8 @@ struct GatewayContext {
   xmpp::roster::v1::RosterService::Stub* roster = nullptr;
   xmpp::presence::v1::PresenceRouter::Stub* router = nullptr;
   SessionRegistry registry;
+  // Set while a router has fenced this gateway (see GatewayRegistration): no new binds.
+  std::atomic<bool> fenced{false};
 
   bool ServesDomain(absl::string_view domain) const;
 };

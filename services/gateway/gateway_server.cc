@@ -159,31 +159,86 @@ void ClientListener::Sweep() {
   sessions_ = std::move(alive);
 }
 
+namespace {
+
+// The heartbeat refreshes the alive key unless a router has fenced this gateway.
+const RedisScript& HeartbeatScript() {
+  static const RedisScript* script = new RedisScript(R"lua(
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+return 1
+)lua");
+  return *script;
+}
+
+}  // namespace
+
 GatewayRegistration::GatewayRegistration(RedisClient* redis, std::string id, std::string address,
-                                         absl::Duration ttl)
-    : redis_(redis), id_(std::move(id)), address_(std::move(address)), ttl_(ttl) {}
+                                         absl::Duration ttl, std::function<void()> on_fenced,
+                                         std::function<void()> on_recovered)
+    : redis_(redis), id_(std::move(id)), address_(std::move(address)), ttl_(ttl),
+      on_fenced_(std::move(on_fenced)), on_recovered_(std::move(on_recovered)) {}
 
 GatewayRegistration::~GatewayRegistration() {
   stop_ = true;
   if (beat_.joinable()) beat_.join();
 }
 
-absl::Status GatewayRegistration::Register() {
+absl::Status GatewayRegistration::Announce() {
   const std::string ttl_ms = std::to_string(absl::ToInt64Milliseconds(ttl_));
   absl::StatusOr<std::vector<RedisReply>> r = redis_->Pipeline({
+      {"DEL", keys::GatewayFenced(id_)},
       {"SET", keys::GatewayAlive(id_), "1", "PX", ttl_ms},
       {"HSET", keys::Gateways(), id_, address_},
   });
+  return r.status();
+}
+
+absl::StatusOr<bool> GatewayRegistration::Beat() {
+  absl::StatusOr<RedisReply> r =
+      HeartbeatScript().Run(*redis_, {keys::GatewayAlive(id_), keys::GatewayFenced(id_)},
+                            {std::to_string(absl::ToInt64Milliseconds(ttl_))});
   if (!r.ok()) return r.status();
-  beat_ = std::thread([this, ttl_ms] {
+  return r->integer == 1;
+}
+
+void GatewayRegistration::Recover() {
+  XC_LOG(WARNING) << "gateway " << id_
+                  << " was fenced by a router that could not reach it; closing its streams";
+  if (on_fenced_) on_fenced_();
+  // Our sessions belong to the reaper now: wait until it has ended them (it drops our
+  // registration last), so that no session bound after we re-register is reaped with them.
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (!stop_ && absl::Now() < give_up) {
+    absl::StatusOr<RedisReply> r = redis_->Command({"HEXISTS", keys::Gateways(), id_});
+    if (r.ok() && r->integer == 0) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  if (stop_) return;
+  absl::Status s = Announce();
+  if (!s.ok()) {
+    XC_LOG(WARNING) << "re-registration failed: " << s;
+    return;  // the next beat finds the fence again and retries
+  }
+  XC_LOG(INFO) << "gateway " << id_ << " registered again after fencing";
+  if (on_recovered_) on_recovered_();
+}
+
+absl::Status GatewayRegistration::Register() {
+  absl::Status s = Announce();
+  if (!s.ok()) return s;
+  beat_ = std::thread([this] {
     while (!stop_) {
       for (int i = 0; i < 10 && !stop_; ++i) {
         absl::SleepFor(ttl_ / 30);
       }
       if (stop_) break;
-      absl::StatusOr<RedisReply> s =
-          redis_->Command({"SET", keys::GatewayAlive(id_), "1", "PX", ttl_ms});
-      if (!s.ok()) XC_LOG(WARNING) << "heartbeat failed: " << s.status();
+      absl::StatusOr<bool> alive = Beat();
+      if (!alive.ok()) {
+        XC_LOG(WARNING) << "heartbeat failed: " << alive.status();
+      } else if (!*alive) {
+        Recover();
+      }
     }
   });
   return absl::OkStatus();

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -62,17 +63,28 @@ class ClientListener {
 // gateway whose heartbeat stops.
 class GatewayRegistration {
  public:
+  // `on_fenced` runs on the heartbeat thread when a router has fenced this gateway (it could not
+  // reach our Deliver endpoint): it must close every bound stream. The registration then waits
+  // for the router to reap our sessions and registers again; `on_recovered` runs after that.
   GatewayRegistration(RedisClient* redis, std::string id, std::string address,
-                      absl::Duration ttl);
+                      absl::Duration ttl, std::function<void()> on_fenced = nullptr,
+                      std::function<void()> on_recovered = nullptr);
   ~GatewayRegistration();  // stops beating; Deregister() first for a clean exit
   absl::Status Register();
   void Deregister();
 
  private:
+  absl::Status Announce();
+  // Returns false when fenced.
+  absl::StatusOr<bool> Beat();
+  void Recover();
+
   RedisClient* redis_;
   std::string id_;
   std::string address_;
   absl::Duration ttl_;
+  std::function<void()> on_fenced_;
+  std::function<void()> on_recovered_;
   std::atomic<bool> stop_{false};
   std::thread beat_;
 };

@@ -109,8 +109,20 @@ int main(int argc, char** argv) {
 
   std::string advertise = absl::GetFlag(FLAGS_advertise);
   if (advertise.empty()) advertise = absl::GetFlag(FLAGS_grpc_listen);
-  xc::GatewayRegistration registration(redis, config.id, advertise,
-                                       absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_ttl_ms)));
+  // Fenced by a router that could not reach our Deliver endpoint: our sessions are being ended
+  // cluster-wide, so end their streams too (clients reconnect), then rejoin.
+  auto on_fenced = [&ctx, &loop] {
+    ctx.fenced = true;
+    for (auto& s : ctx.registry.All()) {
+      loop.Post([s] {
+        s->CloseWithError(xc::StreamErrorCondition::kInternalServerError,
+                          "this node lost contact with the cluster; reconnect");
+      });
+    }
+  };
+  xc::GatewayRegistration registration(
+      redis, config.id, advertise, absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_ttl_ms)),
+      on_fenced, [&ctx] { ctx.fenced = false; });
   absl::Status registered = registration.Register();
   XC_CHECK(registered.ok()) << "cannot register in Redis: " << registered;
   XC_LOG(INFO) << "gateway " << config.id << " serving XMPP on " << hostport[0] << ":" << *port

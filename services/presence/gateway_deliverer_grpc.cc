@@ -1,6 +1,7 @@
 #include "services/presence/gateway_deliverer_grpc.h"
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/grpc/grpc_util.h"
@@ -29,6 +30,10 @@ class GrpcGatewayDeliverer final : public GatewayDeliverer {
       const std::string& gateway_id, const xmpp::gateway::v1::DeliverRequest& request) override {
     metrics::ScopedTimer timer(seconds_);
     stanzas_->Increment(request.items_size());
+    if (IsFenced(gateway_id)) {
+      failures_->Increment();
+      return absl::FailedPreconditionError(absl::StrCat("gateway ", gateway_id, " is fenced"));
+    }
     absl::Status last;
     for (int attempt = 0; attempt < 3; ++attempt) {
       absl::StatusOr<std::shared_ptr<GatewayDelivery::Stub>> stub = StubFor(gateway_id, attempt > 0);
@@ -44,10 +49,29 @@ class GrpcGatewayDeliverer final : public GatewayDeliverer {
       last = FromGrpcStatus(s);
     }
     failures_->Increment();
+    if (absl::IsUnavailable(last) || absl::IsDeadlineExceeded(last)) {
+      absl::MutexLock lock(&mu_);
+      fenced_.insert(gateway_id);  // the router fences it; fail fast until it re-registers
+    }
     return last;
   }
 
  private:
+  // A gateway this router gave up on stays skipped while its fence key exists in Redis (one
+  // read per batch, only for such gateways); the gateway deletes the key when it re-registers.
+  bool IsFenced(const std::string& id) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!fenced_.contains(id)) return false;
+    }
+    absl::StatusOr<RedisReply> r = redis_->Command({"EXISTS", keys::GatewayFenced(id)});
+    if (!r.ok()) return true;
+    if (r->integer == 1) return true;
+    absl::MutexLock lock(&mu_);
+    fenced_.erase(id);
+    return false;
+  }
+
   // Stubs are shared so that a refresh never frees one another thread is using.
   absl::StatusOr<std::shared_ptr<GatewayDelivery::Stub>> StubFor(const std::string& id, bool refresh) {
     {
@@ -78,6 +102,7 @@ class GrpcGatewayDeliverer final : public GatewayDeliverer {
   metrics::Counter* failures_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> stubs_;
+  absl::flat_hash_set<std::string> fenced_;
 };
 
 }  // namespace

@@ -22,6 +22,10 @@ using xmpp::presence::v1::Audience;
 using xmpp::store::v1::RosterItemRecord;
 using xmpp::store::v1::SessionRecord;
 
+namespace {
+bool IsUnreachable(const absl::Status& s);
+}  // namespace
+
 // Collects what one input delivers, grouped per gateway in order, and writes it at the end.
 class PresenceRouter::Outbox {
  public:
@@ -43,6 +47,7 @@ class PresenceRouter::Outbox {
           router_->deliverer_->Deliver(gateway, batches_[gateway]);
       if (!missing.ok()) {
         XC_LOG(WARNING) << "delivery to gateway " << gateway << " failed: " << missing.status();
+        if (IsUnreachable(missing.status())) router_->FenceGateway(gateway);
         continue;
       }
       for (const std::string& full : *missing) {
@@ -61,6 +66,10 @@ class PresenceRouter::Outbox {
 };
 
 namespace {
+
+bool IsUnreachable(const absl::Status& s) {
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
+}
 
 bool Matches(const SessionRecord& r, Audience audience) {
   switch (audience) {
@@ -96,6 +105,21 @@ PresenceRouter::PresenceRouter(SessionDirectory* directory, RedisClient* redis,
                                PresenceRouterOptions options)
     : directory_(directory), redis_(redis), deliverer_(deliverer), clock_(clock),
       options_(options) {}
+
+void PresenceRouter::FenceGateway(const std::string& gateway_id) {
+  // Fence first, then drop the heartbeat: a beat that races this either lands before the DEL or
+  // sees the fence. The reaper then ends the gateway's sessions (unavailable to contacts), and
+  // the gateway, seeing the fence, closes its streams and re-registers.
+  absl::StatusOr<std::vector<RedisReply>> r = redis_->Pipeline(
+      {{"SET", keys::GatewayFenced(gateway_id), "1", "PX", "60000"},
+       {"DEL", keys::GatewayAlive(gateway_id)}});
+  if (!r.ok()) {
+    XC_LOG(WARNING) << "cannot fence gateway " << gateway_id << ": " << r.status();
+    return;
+  }
+  XC_LOG(WARNING) << "gateway " << gateway_id
+                  << " unreachable after retries; fenced, its sessions will be reaped";
+}
 
 absl::StatusOr<std::string> PresenceRouter::BindSession(absl::string_view gateway_id,
                                                         const Jid& bare,

@@ -48,6 +48,8 @@ class PresenceRouter {
   };
 
   absl::StatusOr<Contacts> ReadContacts(const Jid& bare);
+  // A gateway that stayed unreachable through the deliverer's retries is treated as gone.
+  void FenceGateway(const std::string& gateway_id);
   absl::Status BroadcastUnavailable(const Jid& full, const XmlElement* stanza, Outbox* out);
   // The one delivery primitive: `to`'s sessions that the audience selects (AUDIENCE_FULL_JID:
   // exactly to's resource); `xml_source()` serializes, once, only if someone receives it.

@@ -46,15 +46,15 @@ absl::StatusOr<RedisReply> FakeRedisClient::Command(const RedisArgv& argv) {
     for (size_t i = 2; i < argv.size(); ++i) n += hashes_[argv[1]].erase(argv[i]);
     return RedisReply::Integer(n);
   }
-  if ((cmd == "HGETALL" || cmd == "HVALS" || cmd == "HLEN") && arity(2)) {
+  if ((cmd == "HGETALL" || cmd == "HVALS" || cmd == "HKEYS" || cmd == "HLEN") && arity(2)) {
     RedisReply out;
     out.type = RedisReply::Type::kArray;
     auto h = hashes_.find(argv[1]);
     if (cmd == "HLEN") return RedisReply::Integer(h == hashes_.end() ? 0 : h->second.size());
     if (h == hashes_.end()) return out;
     for (const auto& [field, value] : h->second) {
-      if (cmd == "HGETALL") out.elements.push_back(RedisReply::String(field));
-      out.elements.push_back(RedisReply::String(value));
+      if (cmd != "HVALS") out.elements.push_back(RedisReply::String(field));
+      if (cmd != "HKEYS") out.elements.push_back(RedisReply::String(value));
     }
     return out;
   }

@@ -10,7 +10,7 @@
 namespace xc::testing {
 
 // An in-memory RedisClient for unit tests: strings and hashes with the commands the services'
-// readers use (GET SET DEL EXISTS HGET HSET HDEL HGETALL HVALS HLEN). Anything else fails the
+// readers use (GET SET DEL EXISTS HGET HSET HDEL HGETALL HVALS HKEYS HLEN). Anything else fails the
 // call with Unimplemented, so a test never passes by accident.
 class FakeRedisClient final : public RedisClient {
  public:

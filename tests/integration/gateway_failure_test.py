@@ -4,7 +4,8 @@ import signal
 import time
 import unittest
 
-from xmpp_harness import ClusterTestCase, presence, roster_push
+from raw_stream import Raw, stream_error
+from xmpp_harness import ClusterTestCase, TcpProxy, presence, roster_push
 
 
 class GatewayFailureTest(ClusterTestCase):
@@ -39,6 +40,55 @@ class GatewayFailureTest(ClusterTestCase):
         await w.expect(presence("unavailable", frm="k4@localhost/v"), "unavailable after drain",
                        timeout=3.0)
         self.clients.remove(v)
+
+
+class UnreachableGatewayTest(ClusterTestCase):
+    """Issue 5: a gateway alive (heartbeating) but unreachable from the router is retried, then
+    treated as gone: its sessions end with unavailable to contacts, its streams are closed, and
+    it rejoins once reachable again."""
+    gateways = 2
+    users = ("f1", "f2")
+
+    @classmethod
+    def configure_cluster(cls, cluster):
+        # The router reaches gateway 2's Deliver endpoint only through a relay the test can cut.
+        cls.proxy = TcpProxy(cluster.gateway_grpc_ports[1])
+        cluster.gateway_flags_by_index[1] = [f"--advertise=127.0.0.1:{cls.proxy.port}"]
+
+    async def test_unreachable_gateway_is_fenced_then_rejoins(self):
+        w = await self.login("f1@localhost/w", gateway=1)
+        v = Raw(self.port(2))
+        self.addCleanup(v.close)
+        await asyncio.to_thread(v.login, "f2", "v")
+        v.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq><presence/>")
+        await asyncio.to_thread(v.read_until, r"<presence[^>]*from='f2@localhost/v'")
+        w.send_raw("<presence type='subscribe' to='f2@localhost'/>")
+        await asyncio.to_thread(v.read_until, r"type='subscribe'")
+        v.send("<presence type='subscribed' to='f1@localhost'/>")
+        await w.expect(presence(None, frm="f2@localhost/v"), "contact's presence")
+
+        self.proxy.cut()
+        started = time.monotonic()
+        w.send_raw("<message to='f2@localhost/v' type='chat'><body>are you there?</body></message>")
+        await w.expect(presence("unavailable", frm="f2@localhost/v"), "unavailable", timeout=10.0)
+        print(f"unavailable {time.monotonic() - started:.2f}s after the cut")
+        await asyncio.to_thread(v.read_until, stream_error("internal-server-error"), 10.0)
+
+        # Reachable again: the gateway re-registers and serves new sessions.
+        self.proxy.restore()
+        deadline = time.monotonic() + 15
+        while True:
+            again = Raw(self.port(2))
+            self.addCleanup(again.close)
+            try:
+                await asyncio.to_thread(again.login, "f2", "again")
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+        again.send("<presence/>")
+        await w.expect(presence(None, frm="f2@localhost/again"), "presence after rejoin")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ import asyncio
 import copy
 import logging
 import os
+import socket
 import ssl
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import xml.etree.ElementTree as ET
@@ -40,6 +42,76 @@ def runfiles_bin_dir():
 
 def bare(jid):
     return jid.split("/", 1)[0]
+
+
+class TcpProxy:
+    """A loopback TCP relay that a test can cut (refuse and drop every connection) and restore,
+    to make one process unreachable from another while both keep running."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.port = None
+        self._listener = None
+        self._conns = []
+        self._lock = threading.Lock()
+        self.restore()
+
+    def restore(self):
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port or 0))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self):
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._conns = self._conns, []
+        listener.close()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._listener is not listener:
+                    client.close()
+                    upstream.close()
+                    return
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class Client(slixmpp.ClientXMPP):
@@ -181,6 +253,7 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
         cls.cluster = LocalCluster(runfiles_bin_dir(), state, cls.domains, cls.gateways,
                                    heartbeat_ttl_ms=2000, reap_interval_ms=300, tls=cls.tls,
                                    gateway_flags=cls.gateway_flags)
+        cls.configure_cluster(cls.cluster)
         try:
             cls.cluster.start()
             for domain in cls.domains:
@@ -192,6 +265,10 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
                 if name.endswith(".log"):
                     print(f"--- {name}\n" + open(os.path.join(state, name)).read()[-4000:])
             raise
+
+    @classmethod
+    def configure_cluster(cls, cluster):
+        """Hook: adjust the cluster (ports are chosen) before it starts."""
 
     @classmethod
     def tearDownClass(cls):

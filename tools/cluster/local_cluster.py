@@ -64,7 +64,7 @@ class LocalCluster:
 
     def __init__(self, bin_dir, state_dir, domains=("localhost",), gateways=2, ports=None,
                  detach=False, heartbeat_ttl_ms=3000, reap_interval_ms=500, tls=False,
-                 gateway_flags=()):
+                 gateway_flags=(), gateway_flags_by_index=None):
         self.bin_dir = bin_dir
         self.state_dir = state_dir
         self.domains = list(domains)
@@ -75,6 +75,8 @@ class LocalCluster:
         self.tls = tls
         self.tls_files = None
         self.gateway_flags = list(gateway_flags)
+        # Extra flags for one gateway (0-based index), e.g. a different --advertise address.
+        self.gateway_flags_by_index = dict(gateway_flags_by_index or {})
         p = ports or {}
         self.redis_port = p.get("redis") or free_port()
         self.roster_port = p.get("roster") or free_port()
@@ -141,7 +143,7 @@ class LocalCluster:
             f"--roster=127.0.0.1:{self.roster_port}", f"--router=127.0.0.1:{self.router_port}",
             f"--heartbeat_ttl_ms={self.heartbeat_ttl_ms}",
             f"--admin_listen=127.0.0.1:{self.admin_ports[f'gateway{i + 1}']}",
-            *security, *self.gateway_flags])
+            *security, *self.gateway_flags, *self.gateway_flags_by_index.get(i, ())])
         wait_for_port(self.gateway_ports[i], gw, what=f"gateway {i + 1}")
         return gw
 

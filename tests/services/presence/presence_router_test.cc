@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/xmpp/store/v1/records.pb.h"
+#include "services/presence/gateway_reaper.h"
 #include "tests/fakes/fake_redis_client.h"
 #include "tests/fakes/fake_session_directory.h"
 
@@ -30,6 +31,7 @@ class RecordingDeliverer final : public GatewayDeliverer {
   absl::StatusOr<std::vector<std::string>> Deliver(
       const std::string& gateway, const xmpp::gateway::v1::DeliverRequest& request) override {
     absl::MutexLock lock(&mu_);
+    if (gateway == unreachable_) return absl::UnavailableError("connection refused");
     for (const auto& item : request.items()) {
       absl::StatusOr<XmlElement> x = ParseStanzaXml(item.xml());
       std::string type = x->Attribute("type");
@@ -39,6 +41,10 @@ class RecordingDeliverer final : public GatewayDeliverer {
       xml_[item.full_jid()].push_back(*x);
     }
     return std::vector<std::string>{};
+  }
+  void SetUnreachable(const std::string& gateway) {
+    absl::MutexLock lock(&mu_);
+    unreachable_ = gateway;
   }
   std::vector<std::string> Take() {
     absl::MutexLock lock(&mu_);
@@ -54,6 +60,7 @@ class RecordingDeliverer final : public GatewayDeliverer {
 
  private:
   absl::Mutex mu_;
+  std::string unreachable_;
   std::vector<std::string> writes_;
   std::map<std::string, std::vector<XmlElement>> xml_;
 };
@@ -176,6 +183,38 @@ TEST_F(PresenceRouterTest, DisconnectGeneratesUnavailable) {  // checklist 51
   ASSERT_TRUE(router_.EndSession(me).ok());
   EXPECT_THAT(deliverer_.Take(), ElementsAre("c@d/r <- presence unavailable from u@d/me"));
   EXPECT_THAT(*directory_.List(J("u@d")), IsEmpty());
+}
+
+// Issue 5: a gateway that stays unreachable through the deliverer's retries is treated as gone:
+// fenced (its heartbeat no longer counts), then its sessions are reaped with unavailable.
+TEST_F(PresenceRouterTest, UnreachableGatewayIsFencedAndItsSessionsReaped) {
+  Pair("u@d", "c@d", "both");
+  Online("c@d/r");
+  ASSERT_TRUE(redis_.Command({"HSET", keys::Gateways(), "gw2", "127.0.0.1:1"}).ok());
+  ASSERT_TRUE(redis_.Command({"SET", keys::GatewayAlive("gw2"), "1"}).ok());
+  Jid me = J("u@d/me");
+  ASSERT_TRUE(router_.BindSession("gw2", me.Bare(), "me").ok());
+  deliverer_.SetUnreachable("gw2");
+  Presence(me, "<presence/>");
+  // The contact on the healthy gateway still got the presence; gw2 is fenced.
+  EXPECT_THAT(deliverer_.Take(), ElementsAre("c@d/r <- presence from u@d/me"));
+  EXPECT_EQ(redis_.Command({"EXISTS", keys::GatewayFenced("gw2")})->integer, 1);
+  EXPECT_EQ(redis_.Command({"EXISTS", keys::GatewayAlive("gw2")})->integer, 0);
+
+  absl::StatusOr<int> ended = ReapDeadGateways(&redis_, &directory_, &router_, "test");
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_EQ(*ended, 1);
+  EXPECT_THAT(deliverer_.Take(), ElementsAre("c@d/r <- presence unavailable from u@d/me"));
+  EXPECT_THAT(*directory_.List(J("u@d")), IsEmpty());
+  EXPECT_TRUE(redis_.Command({"HGET", keys::Gateways(), "gw2"})->is_nil());
+}
+
+TEST_F(PresenceRouterTest, FailuresOtherThanUnreachableDoNotFence) {
+  Roster("u@d", "c@d", "from");
+  Online("c@d/r");
+  deliverer_.SetUnreachable("none");
+  ASSERT_TRUE(router_.EndSession(J("c@d/r")).ok());
+  EXPECT_EQ(redis_.Command({"EXISTS", keys::GatewayFenced("gw1")})->integer, 0);
 }
 
 TEST_F(PresenceRouterTest, DirectedPresenceIsRememberedUntilUnavailable) {  // checklist 53
