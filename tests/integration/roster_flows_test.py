@@ -4,7 +4,7 @@ import unittest
 
 from xmpp_harness import ClusterTestCase, NS_CLIENT, NS_ROSTER, presence, roster_push
 
-USERS = tuple(f"u{i}" for i in range(1, 25))
+USERS = tuple(f"u{i}" for i in range(1, 27))
 
 
 def iq_result(iq_id):
@@ -123,6 +123,35 @@ class RosterFlowsTest(ClusterTestCase):
         quiet.send_raw("<iq type='set' id='s1'><query xmlns='jabber:iq:roster'>"
                        "<item jid='u14@localhost' name='Friend'/></query></iq>")
         await quiet.expect(roster_push("u14@localhost", name="Friend"), "push to interested resource")
+
+    async def test_set_pushes_to_interested_resources_only(self):  # checklist 17, 28
+        one = await self.login("u25@localhost/one", gateway=1)
+        two = await self.login("u25@localhost/two", gateway=2)
+        never = await self.login("u25@localhost/never", gateway=2, roster=False)
+        mark = one.mark()
+        one.send_raw("<iq type='set' id='p1'><query xmlns='jabber:iq:roster'>"
+                     "<item jid='u26@localhost' name='Pal'/></query></iq>")
+        await one.expect(iq_result("p1"), "result of the set")
+        one.rewind(mark)  # the push and the result may come in either order
+        pushes = []
+        for c in (one, two):
+            pushes.append(await c.expect(roster_push("u26@localhost", name="Pal"), "push"))
+        for push in pushes:
+            self.assertIn(push.get("from"), (None, "u25@localhost"))  # §2.1.6
+        await never.expect_none(roster_push("u26@localhost"), "push to a resource without roster get")
+        self.assertEqual(never.count(roster_push("u26@localhost")), 0)
+        self.assertEqual(one.count(roster_push("u26@localhost")), 1)  # one push each, not more
+
+        # An error reply to a push is ignored: nothing comes back, the session keeps working.
+        one.send_raw(f"<iq type='error' id='{pushes[0].get('id')}'><query xmlns='jabber:iq:roster'/>"
+                     "<error type='cancel'><service-unavailable "
+                     "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+        await one.expect_none(lambda e: e.tag == NS_CLIENT + "iq" and e.get("type") == "error",
+                              "answer to an error reply", 1.0)
+        one.send_raw("<iq type='set' id='p2'><query xmlns='jabber:iq:roster'>"
+                     "<item jid='u26@localhost' name='Still'/></query></iq>")
+        await one.expect(iq_result("p2"), "later set still answered")
+        await two.expect(roster_push("u26@localhost", name="Still"), "later push")
 
     async def test_roster_errors_over_the_wire(self):  # checklist 18, 20, 22
         ua = await self.login("u15@localhost/one", gateway=1)
