@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
   xc::RosterProcessor processor(store.get(), limits);
   auto router = xmpp::presence::v1::PresenceRouter::NewStub(
       xc::NewServiceChannel(absl::GetFlag(FLAGS_router)));
-  xc::RosterGrpcService service(&processor, router.get(), (*runtime)->registry());
+  xc::RosterConsistency consistency(store.get(), &processor);
+  xc::RosterGrpcService service(&processor, &consistency, router.get(), (*runtime)->registry());
 
   absl::StatusOr<std::unique_ptr<grpc::Server>> server =
       (*runtime)->StartServer(absl::GetFlag(FLAGS_listen), {&service});

@@ -6,10 +6,11 @@
 
 namespace xc {
 
-RosterGrpcService::RosterGrpcService(RosterProcessor* processor,
+RosterGrpcService::RosterGrpcService(RosterProcessor* processor, RosterConsistency* consistency,
                                      xmpp::presence::v1::PresenceRouter::StubInterface* router,
                                      metrics::Registry* registry)
     : processor_(processor),
+      consistency_(consistency),
       router_(router),
       requests_(&registry->AddCounter("xc_roster_requests_total",
                                       "Roster IQs and subscription stanzas, by type.")),
@@ -22,7 +23,11 @@ RosterGrpcService::RosterGrpcService(RosterProcessor* processor,
       dispatch_failures_(&registry
                               ->AddCounter("xc_roster_dispatch_failures_total",
                                            "Dispatch calls that failed after retries.")
-                              .Add({})) {}
+                              .Add({})),
+      repairs_(&registry->AddCounter(
+          "xc_roster_consistency_findings_total",
+          "Disagreements between the two sides of a subscription found by CheckRoster, by "
+          "outcome (reported, repaired).")) {}
 
 absl::Status RosterGrpcService::DispatchEffects(const RosterOutput& output) {
   if (output.effects.empty()) return absl::OkStatus();
@@ -65,9 +70,9 @@ bool Transient(const absl::Status& s) {
 // Runs the processor again while it fails transiently (Redis briefly unreachable), up to a
 // bound, then the caller answers with a clear error. Each per-user step is a compare-and-swap,
 // so a repeated flow never changes or delivers anything twice. Effects, once computed, are
-// dispatched with their own bounded retries (DispatchEffects) and never recomputed. Not yet
-// covered: a flow interrupted between its two per-user steps (e.g. an approval stored on one
-// side only) is repaired by nobody until the consistency tool exists (issue 7).
+// dispatched with their own bounded retries (DispatchEffects) and never recomputed. A flow
+// interrupted between its two per-user steps (an approval stored on one side only) is found and
+// healed by CheckRoster (RosterConsistency, `xc-admin roster check --repair`).
 template <typename Flow>
 absl::Status WithRetries(Flow flow) {
   absl::Status s;
@@ -121,6 +126,35 @@ grpc::Status RosterGrpcService::HandleSubscription(
   }
   requests_->Add({{"type", request->presence().type()}}).Increment();
   return Run([&] { return processor_->HandleSubscription(*session, *presence); }, response);
+}
+
+grpc::Status RosterGrpcService::CheckRoster(grpc::ServerContext*,
+                                            const xmpp::roster::v1::CheckRosterRequest* request,
+                                            xmpp::roster::v1::CheckRosterResponse* response) {
+  absl::StatusOr<Jid> user = Jid::Parse(request->user());
+  if (!user.ok() || user->local().empty() || user->is_full()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "user must be a bare JID user@domain");
+  }
+  ConsistencyReport report;
+  absl::Status status = WithRetries([&]() -> absl::Status {
+    absl::StatusOr<ConsistencyReport> r = consistency_->Check(*user, request->repair());
+    if (!r.ok()) return r.status();
+    report = *std::move(r);
+    return absl::OkStatus();
+  });
+  if (status.ok()) status = DispatchEffects(report.output);
+  if (!status.ok()) return ToGrpcStatus(status);
+  response->set_contacts_checked(report.contacts_checked);
+  for (const RosterFinding& f : report.findings) {
+    xmpp::roster::v1::RosterFinding* out = response->add_findings();
+    out->set_user(f.user);
+    out->set_contact(f.contact);
+    out->set_problem(f.problem);
+    out->set_repair(f.repair);
+    out->set_repaired(f.repaired);
+    repairs_->Add({{"outcome", f.repaired ? "repaired" : "reported"}}).Increment();
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace xc

@@ -6,6 +6,7 @@
 #include "core/metrics/metrics.h"
 #include "proto/xmpp/presence/v1/presence.grpc.pb.h"
 #include "proto/xmpp/roster/v1/roster.grpc.pb.h"
+#include "services/roster/roster_consistency.h"
 #include "services/roster/roster_processor.h"
 
 namespace xc {
@@ -14,7 +15,7 @@ namespace xc {
 // (retrying within a bound), then answers. `processor` and `router` must outlive it.
 class RosterGrpcService final : public xmpp::roster::v1::RosterService::Service {
  public:
-  RosterGrpcService(RosterProcessor* processor,
+  RosterGrpcService(RosterProcessor* processor, RosterConsistency* consistency,
                     xmpp::presence::v1::PresenceRouter::StubInterface* router,
                     metrics::Registry* registry);
 
@@ -24,6 +25,9 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Service 
   grpc::Status HandleSubscription(grpc::ServerContext* context,
                                   const xmpp::roster::v1::SubscriptionRequest* request,
                                   xmpp::roster::v1::SubscriptionResponse* response) override;
+  grpc::Status CheckRoster(grpc::ServerContext* context,
+                           const xmpp::roster::v1::CheckRosterRequest* request,
+                           xmpp::roster::v1::CheckRosterResponse* response) override;
 
  private:
   absl::Status DispatchEffects(const RosterOutput& output);
@@ -32,11 +36,13 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Service 
   grpc::Status Run(const std::function<absl::StatusOr<RosterOutput>()>& flow, Response* response);
 
   RosterProcessor* processor_;
+  RosterConsistency* consistency_;
   xmpp::presence::v1::PresenceRouter::StubInterface* router_;
   metrics::Family<metrics::Counter>* requests_;
   metrics::Family<metrics::Counter>* effects_;
   metrics::Histogram* dispatch_seconds_;
   metrics::Counter* dispatch_failures_;
+  metrics::Family<metrics::Counter>* repairs_;
 };
 
 }  // namespace xc

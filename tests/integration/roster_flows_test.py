@@ -4,7 +4,7 @@ import unittest
 
 from xmpp_harness import ClusterTestCase, NS_CLIENT, NS_ROSTER, presence, roster_push
 
-USERS = tuple(f"u{i}" for i in range(1, 27))
+USERS = tuple(f"u{i}" for i in range(1, 29))
 
 
 def iq_result(iq_id):
@@ -152,6 +152,34 @@ class RosterFlowsTest(ClusterTestCase):
                      "<item jid='u26@localhost' name='Still'/></query></iq>")
         await one.expect(iq_result("p2"), "later set still answered")
         await two.expect(roster_push("u26@localhost", name="Still"), "later push")
+
+    async def test_consistency_tool_heals_an_interrupted_request(self):  # issue 4, issue 7
+        ua = await self.login("u27@localhost/one", gateway=1)
+        ua.send_raw("<presence type='subscribe' to='u28@localhost'/>")
+        await ua.expect(roster_push("u28@localhost", ask="subscribe"), "ask")
+        # The flow's second per-user step is lost, as if the roster service died between the
+        # two: u27 is left with a stuck ask, u28 knows nothing.
+        self.cluster.redis_cli("HDEL", "{u28@localhost}:roster", "u27@localhost")
+        self.cluster.redis_cli("HDEL", "{u28@localhost}:pending", "u27@localhost")
+
+        rc, out = await asyncio.to_thread(self.cluster.admin_status, "roster", "check",
+                                          "u27@localhost")
+        self.assertEqual(rc, 3, out)
+        self.assertIn("u27@localhost\tu28@localhost\t", out)
+        self.assertIn("1 disagreements, 0 repaired", out)
+
+        rc, out = await asyncio.to_thread(self.cluster.admin_status, "roster", "check",
+                                          "localhost", "--repair")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("1 disagreements, 1 repaired", out)
+        # Healed: the contact gets the request at login, and a new check finds nothing.
+        ub = await self.login("u28@localhost/two", gateway=2)
+        await ub.expect(presence("subscribe", frm="u27@localhost"), "replayed request")
+        rc, out = await asyncio.to_thread(self.cluster.admin_status, "roster", "check", "localhost")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("0 disagreements", out)
+        ub.send_raw("<presence type='subscribed' to='u27@localhost'/>")
+        await ua.expect(roster_push("u28@localhost", subscription="to"), "approved after repair")
 
     async def test_roster_errors_over_the_wire(self):  # checklist 18, 20, 22
         ua = await self.login("u15@localhost/one", gateway=1)

@@ -7,7 +7,10 @@
 //   xc-admin [--roster host:port] roster list USER
 //   xc-admin [--roster host:port] roster set USER CONTACT [NAME [GROUP...]]
 //   xc-admin [--roster host:port] roster remove USER CONTACT
+//   xc-admin [--roster host:port] [--redis host:port] roster check USER|DOMAIN [--repair]
 // Roster commands go through the roster service, so the user's live sessions get roster pushes.
+// `roster check` reports (exit status 3) subscriptions whose two sides disagree; with --repair
+// it heals them (exit status 0 when everything found was repaired).
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -28,6 +31,7 @@
 ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "Redis address host:port");
 ABSL_FLAG(std::string, redis_password, "", "Redis AUTH password (or env XC_REDIS_PASSWORD)");
 ABSL_FLAG(std::string, roster, "127.0.0.1:7101", "roster service gRPC address");
+ABSL_FLAG(bool, repair, false, "roster check: repair what it finds");
 ABSL_FLAG(int, iterations, 4096, "SCRAM iteration count for new passwords (at least 4096)");
 
 namespace {
@@ -40,7 +44,8 @@ int Usage() {
                "       xc-admin [--redis host:port] user add-many PREFIX COUNT DOMAIN PASSWORD\n"
                "       xc-admin [--roster host:port] roster list USER\n"
                "       xc-admin [--roster host:port] roster set USER CONTACT [NAME [GROUP...]]\n"
-               "       xc-admin [--roster host:port] roster remove USER CONTACT\n");
+               "       xc-admin [--roster host:port] roster remove USER CONTACT\n"
+               "       xc-admin [--roster host:port] roster check USER|DOMAIN [--repair]\n");
   return 2;
 }
 
@@ -58,11 +63,69 @@ absl::StatusOr<xc::Jid> UserJid(const std::string& text) {
   return jid;
 }
 
+std::unique_ptr<xc::RedisClient> ConnectRedis(std::string* error) {
+  absl::StatusOr<xc::RedisConnectionOptions> options =
+      xc::ParseRedisAddress(absl::GetFlag(FLAGS_redis));
+  if (!options.ok()) {
+    *error = std::string(options.status().message());
+    return nullptr;
+  }
+  options->password = absl::GetFlag(FLAGS_redis_password);
+  if (const char* env = std::getenv("XC_REDIS_PASSWORD"); env && options->password.empty()) {
+    options->password = env;
+  }
+  return xc::NewHiredisClient(*options);
+}
+
+// roster check USER|DOMAIN: both sides of every subscription, through the roster service.
+int RosterCheck(const std::string& target) {
+  std::vector<std::string> users;
+  if (target.find('@') != std::string::npos) {
+    absl::StatusOr<xc::Jid> user = UserJid(target);
+    if (!user.ok()) return Fail("invalid user JID '" + target + "'");
+    users.push_back(user->BareString());
+  } else {
+    absl::StatusOr<std::string> domain = xc::PrepareDomainpart(target);
+    if (!domain.ok()) return Fail("invalid domain '" + target + "'");
+    std::string error;
+    std::unique_ptr<xc::RedisClient> redis = ConnectRedis(&error);
+    if (!redis) return Fail(error);
+    absl::StatusOr<std::vector<std::string>> listed = xc::AccountStore(redis.get()).List(*domain);
+    if (!listed.ok()) return Fail("cannot list users: " + std::string(listed.status().message()));
+    users = *std::move(listed);
+  }
+  auto stub = xmpp::roster::v1::RosterService::NewStub(
+      xc::NewServiceChannel(absl::GetFlag(FLAGS_roster)));
+  int pairs = 0, found = 0, repaired = 0;
+  for (const std::string& user : users) {
+    xmpp::roster::v1::CheckRosterRequest request;
+    request.set_user(user);
+    request.set_repair(absl::GetFlag(FLAGS_repair));
+    xmpp::roster::v1::CheckRosterResponse response;
+    grpc::ClientContext ctx;
+    xc::SetDeadline(&ctx, absl::Seconds(30));
+    grpc::Status status = stub->CheckRoster(&ctx, request, &response);
+    if (!status.ok()) return Fail("roster service, checking " + user + ": " + status.error_message());
+    pairs += response.contacts_checked();
+    for (const auto& f : response.findings()) {
+      ++found;
+      if (f.repaired()) ++repaired;
+      std::printf("%s\t%s\t%s\t%s%s\n", f.user().c_str(), f.contact().c_str(),
+                  f.problem().c_str(), f.repaired() ? "repaired: " : "repair with --repair: ",
+                  f.repair().c_str());
+    }
+  }
+  std::printf("checked %zu users, %d contacts: %d disagreements, %d repaired\n", users.size(),
+              pairs, found, repaired);
+  return found == repaired ? 0 : 3;
+}
+
 }  // namespace
 
 int RosterCommand(const std::vector<char*>& args) {
   const std::string verb = args[2];
   if (args.size() < 4) return Usage();
+  if (verb == "check") return args.size() == 4 ? RosterCheck(args[3]) : Usage();
   absl::StatusOr<xc::Jid> user = UserJid(args[3]);
   if (!user.ok()) return Fail(std::string("invalid user JID '") + args[3] + "'");
   std::string query;
@@ -122,14 +185,9 @@ int main(int argc, char** argv) {
   if (args.size() >= 3 && std::string(args[1]) == "roster") return RosterCommand(args);
   if (args.size() < 3 || std::string(args[1]) != "user") return Usage();
   const std::string verb = args[2];
-  absl::StatusOr<xc::RedisConnectionOptions> options =
-      xc::ParseRedisAddress(absl::GetFlag(FLAGS_redis));
-  if (!options.ok()) return Fail(std::string(options.status().message()));
-  options->password = absl::GetFlag(FLAGS_redis_password);
-  if (const char* env = std::getenv("XC_REDIS_PASSWORD"); env && options->password.empty()) {
-    options->password = env;
-  }
-  std::unique_ptr<xc::RedisClient> redis = xc::NewHiredisClient(*options);
+  std::string error;
+  std::unique_ptr<xc::RedisClient> redis = ConnectRedis(&error);
+  if (!redis) return Fail(error);
   xc::AccountStore accounts(redis.get());
 
   if (verb == "add" && args.size() == 5) {

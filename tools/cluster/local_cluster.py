@@ -155,6 +155,18 @@ class LocalCluster:
             raise RuntimeError(f"xc-admin {' '.join(args)}: {out.stderr.strip()}")
         return out.stdout
 
+    def admin_status(self, *args):
+        """Runs xc-admin; returns (exit status, stdout) without raising."""
+        out = subprocess.run([self._bin("xc-admin"), f"--redis={self.redis_address}",
+                              f"--roster=127.0.0.1:{self.roster_port}", *args],
+                             capture_output=True, text=True, timeout=60)
+        return out.returncode, out.stdout + out.stderr
+
+    def redis_cli(self, *args):
+        out = subprocess.run(["redis-cli", "-p", str(self.redis_port), *args],
+                             capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip()
+
     def add_user(self, jid, password):
         return self.admin("user", "add", jid, password)
 

@@ -12,6 +12,7 @@
 #include "core/xml/xml_fragment.h"
 #include "gtest/gtest.h"
 #include "proto/xmpp/store/v1/records.pb.h"
+#include "services/roster/roster_consistency.h"
 #include "services/roster/roster_processor.h"
 #include "services/roster/roster_store_redis.h"
 #include "tests/support/redis_server.h"
@@ -528,6 +529,98 @@ TEST_F(RosterProcessorRedisTest, Versioning) {  // checklist 25, 26, 27
   Subscription("z@d", "u@d", SubscriptionVerb::kSubscribe);
   RosterOutput after = Iq("u@d/r", "<iq type='get' id='g'><query xmlns='jabber:iq:roster' ver='4'/></iq>");
   EXPECT_EQ(after.replies.size(), 1u);
+}
+
+// The consistency check (issue 7's tool, and issue 4's "flow interrupted between its two
+// per-user steps"): every consistent pair is left alone; every pair that a lost second step
+// leaves behind is found and healed by the missing inbound half.
+TEST_F(RosterProcessorRedisTest, ConsistentPairsHaveNoFindings) {
+  for (const char* name : {"N", "N+O", "N+I", "N+OI", "T", "T+I", "F", "F+O", "B", "N+A"}) {
+    SCOPED_TRACE(name);
+    server_->FlushAll();
+    SetUp();
+    SubscriptionState u = Named(name);
+    SubscriptionState c = Mirror(u);
+    c.approved = false;
+    SetState("u@d", "c@d", u);
+    SetState("c@d", "u@d", c);
+    RosterConsistency consistency(store_.get(), processor_.get());
+    absl::StatusOr<ConsistencyReport> report = consistency.Check(*Jid::Parse("u@d"), true);
+    ASSERT_TRUE(report.ok()) << report.status();
+    EXPECT_EQ(report->contacts_checked, 1);
+    EXPECT_TRUE(report->findings.empty()) << report->findings[0].problem;
+    EXPECT_TRUE(report->output.effects.empty());
+    EXPECT_EQ(StoredState("u@d", "c@d"), name);
+  }
+}
+
+TEST_F(RosterProcessorRedisTest, InterruptedFlowsAreFoundAndRepaired) {
+  struct Case {
+    const char* lost;        // which second step did not happen
+    const char* u_before;    // u's view of c
+    const char* c_before;    // c's view of u
+    const char* u_after;
+    const char* c_after;
+  };
+  const Case cases[] = {
+      {"c's approval never reached u", "N+O", "F", "T", "F"},
+      {"u's request never reached c (or c's denial never reached u)", "N+O", "N", "N+O", "N+I"},
+      {"u's cancellation never reached c", "N", "N+I", "N", "N"},
+      {"u's unsubscribe never reached c", "N", "F", "N", "N"},
+      {"c's unsubscribed never reached u", "T", "N", "N", "N"},
+      {"c's withdrawal never reached u, other direction intact", "B", "T", "F", "T"},
+      {"c's approval never reached u, other direction intact", "F+O", "B", "B", "B"},
+      {"a withdrawal that also left a request behind", "T", "N+I", "N", "N"},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.lost);
+    server_->FlushAll();
+    SetUp();
+    SetState("u@d", "c@d", Named(k.u_before));
+    SetState("c@d", "u@d", Named(k.c_before));
+    RosterConsistency consistency(store_.get(), processor_.get());
+
+    absl::StatusOr<ConsistencyReport> dry = consistency.Check(*Jid::Parse("u@d"), false);
+    ASSERT_TRUE(dry.ok()) << dry.status();
+    ASSERT_FALSE(dry->findings.empty());
+    EXPECT_FALSE(dry->findings[0].repaired);
+    EXPECT_EQ(StoredState("u@d", "c@d"), k.u_before);  // a check alone changes nothing
+    EXPECT_EQ(StoredState("c@d", "u@d"), k.c_before);
+
+    absl::StatusOr<ConsistencyReport> fixed = consistency.Check(*Jid::Parse("u@d"), true);
+    ASSERT_TRUE(fixed.ok()) << fixed.status();
+    EXPECT_TRUE(fixed->findings[0].repaired);
+    EXPECT_FALSE(fixed->output.effects.empty());  // the sides' live sessions learn of it
+    EXPECT_EQ(StoredState("u@d", "c@d"), k.u_after);
+    EXPECT_EQ(StoredState("c@d", "u@d"), k.c_after);
+
+    // Healed for good, seen from either side.
+    for (const char* who : {"u@d", "c@d"}) {
+      absl::StatusOr<ConsistencyReport> again = consistency.Check(*Jid::Parse(who), true);
+      ASSERT_TRUE(again.ok());
+      EXPECT_TRUE(again->findings.empty()) << who << ": " << again->findings[0].problem;
+    }
+  }
+}
+
+TEST_F(RosterProcessorRedisTest, ReplayedRequestIsDeliveredAndStored) {
+  SetState("u@d", "c@d", Named("N+O"));
+  RosterConsistency consistency(store_.get(), processor_.get());
+  absl::StatusOr<ConsistencyReport> fixed = consistency.Check(*Jid::Parse("u@d"), true);
+  ASSERT_TRUE(fixed.ok());
+  EXPECT_EQ(Describe(fixed->output),
+            (std::vector<std::string>{"deliver subscribe u@d->c@d [available]"}));
+  absl::StatusOr<RedisReply> pending = redis_->Command({"HEXISTS", keys::Pending("c@d"), "u@d"});
+  EXPECT_EQ(pending->integer, 1);
+}
+
+TEST_F(RosterProcessorRedisTest, ContactsWithoutAccountsAreNotPaired) {
+  SetState("u@d", "gone@d", Named("T"));
+  RosterConsistency consistency(store_.get(), processor_.get());
+  absl::StatusOr<ConsistencyReport> report = consistency.Check(*Jid::Parse("u@d"), true);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->contacts_checked, 0);
+  EXPECT_TRUE(report->findings.empty());
 }
 
 }  // namespace
