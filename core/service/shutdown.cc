@@ -11,6 +11,7 @@ namespace xc {
 namespace {
 
 std::atomic<bool> g_requested{false};
+std::atomic<bool> g_reload{false};
 int g_pipe[2] = {-1, -1};
 
 void OnSignal(int) {
@@ -19,7 +20,11 @@ void OnSignal(int) {
   if (g_pipe[1] >= 0) (void)!write(g_pipe[1], &c, 1);
 }
 
+void OnReload(int) { g_reload = true; }
+
 }  // namespace
+
+bool TakeReloadRequest() { return g_reload.exchange(false); }
 
 void InstallShutdownHandlers() {
   if (g_pipe[0] < 0 && pipe(g_pipe) != 0) g_pipe[0] = g_pipe[1] = -1;
@@ -28,6 +33,10 @@ void InstallShutdownHandlers() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  struct sigaction reload = {};
+  reload.sa_handler = OnReload;
+  sigemptyset(&reload.sa_mask);
+  sigaction(SIGHUP, &reload, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
 

@@ -12,5 +12,8 @@ bool ShutdownRequested();
 void RequestShutdown();
 // Sleeps up to `d`, returning early (true) when shutdown was requested.
 bool SleepUnlessShutdown(absl::Duration d);
+// SIGHUP: a request to reload configuration files (e.g. TLS certificates). Installed by
+// InstallShutdownHandlers; TakeReloadRequest returns true once per signal received.
+bool TakeReloadRequest();
 
 }  // namespace xc

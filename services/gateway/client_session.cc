@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/auth/scram.h"
@@ -65,8 +66,8 @@ std::string InsertTo(const std::string& xml, const std::string& to) {
 
 }  // namespace
 
-ClientSession::ClientSession(GatewayContext* context, int fd, std::string peer)
-    : ctx_(context), fd_(fd), peer_(std::move(peer)) {
+ClientSession::ClientSession(GatewayContext* context, int fd, std::string peer, bool direct_tls)
+    : ctx_(context), fd_(fd), peer_(std::move(peer)), direct_tls_(direct_tls) {
   XmlLimits limits = ctx_->config.limits;
   limits.max_stanza_bytes = ctx_->config.pre_auth_max_stanza_bytes;
   parser_ = NewExpatXmlStreamParser(this, limits);
@@ -85,6 +86,7 @@ bool ClientSession::SaslAllowed() const {
 
 void ClientSession::Start() {
   ctx_->metrics->connections->Increment();
+  if (direct_tls_) StartTls();
   std::shared_ptr<ClientSession> self = shared_from_this();
   ctx_->loop->Watch(fd_, EPOLLIN | EPOLLRDHUP, [self](uint32_t events) { self->OnEvents(events); });
 }
@@ -146,7 +148,7 @@ void ClientSession::OnPlaintext(absl::string_view bytes) {
 }
 
 void ClientSession::StartTls() {
-  ssl_ = SSL_new(static_cast<SSL_CTX*>(ctx_->tls_context));
+  ssl_ = SSL_new(static_cast<SSL_CTX*>(ctx_->tls_context.load()));
   SSL_set_bio(ssl_, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
   SSL_set_accept_state(ssl_);
 }
@@ -291,7 +293,7 @@ void ClientSession::SendHeader(const std::string& client_from) {
 void ClientSession::SendFeatures() {
   std::string features = "<stream:features>";
   if (!authenticated_) {
-    const bool tls_offered = ctx_->tls_context != nullptr && !TlsActive();
+    const bool tls_offered = ctx_->tls_context.load() != nullptr && !TlsActive();
     if (tls_offered) {
       features += ctx_->config.tls_required
                       ? "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
@@ -300,10 +302,21 @@ void ClientSession::SendFeatures() {
     // Mechanisms only where authentication may happen: inside TLS, or where the operator
     // allows plaintext; PLAIN never outside both (RFC 6120 §13.8.3).
     if (!(tls_offered && ctx_->config.tls_required) && SaslAllowed()) {
+      features += "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>";
+      if (ChannelBindingOffered()) {
+        features +=
+            "<mechanism>SCRAM-SHA-256-PLUS</mechanism><mechanism>SCRAM-SHA-1-PLUS</mechanism>";
+      }
       features +=
-          "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
           "<mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism>"
           "<mechanism>PLAIN</mechanism></mechanisms>";
+      if (ChannelBindingOffered()) {
+        // XEP-0440: the channel-binding types the -PLUS mechanisms accept.
+        features +=
+            "<sasl-channel-binding xmlns='urn:xsf:sasl-cb:0'>"
+            "<channel-binding type='tls-exporter'/><channel-binding type='tls-unique'/>"
+            "</sasl-channel-binding>";
+      }
     }
   } else {
     features +=
@@ -418,7 +431,7 @@ void ClientSession::HandleNegotiation(const XmlElement& element) {
     return Finish();
   }
   if (element.ns() == kNsTls && element.name() == "starttls") {
-    if (ctx_->tls_context == nullptr || TlsActive() || authenticated_) {
+    if (ctx_->tls_context.load() == nullptr || TlsActive() || authenticated_) {
       // RFC 6120 §5.4.2.2: failure, then close.
       Write("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
       Write(kStreamClose);
@@ -462,7 +475,9 @@ void ClientSession::HandleAuth(const XmlElement& auth) {
     SaslFailure("incorrect-encoding");
     return Finish();
   }
-  if (mechanism == "SCRAM-SHA-256" || mechanism == "SCRAM-SHA-1") {
+  const bool plus = mechanism == "SCRAM-SHA-256-PLUS" || mechanism == "SCRAM-SHA-1-PLUS";
+  if (mechanism == "SCRAM-SHA-256" || mechanism == "SCRAM-SHA-1" ||
+      (plus && ChannelBindingOffered())) {
     sasl_mechanism_ = mechanism;
     if (decoded.empty()) {
       scram_stage_ = ScramStage::kAwaitClientFirst;
@@ -523,6 +538,14 @@ void ClientSession::EndSasl() {
 }
 
 void ClientSession::StartScram(const std::string& mechanism, const std::string& client_first) {
+  // RFC 5802 §6: a client that supports channel binding but saw no -PLUS offer says 'y'. We
+  // offered -PLUS, so 'y' means someone stripped the offer on the way: fail (downgrade).
+  if (client_first.substr(0, 2) == "y," && ChannelBindingOffered()) {
+    XC_LOG(INFO) << "SCRAM from " << peer_ << ": 'y' flag although -PLUS was offered";
+    EndSasl();
+    SaslFailure("not-authorized");
+    return Finish();
+  }
   std::optional<std::string> name = ScramUserName(client_first);
   absl::StatusOr<Jid> user = name ? (name->find('@') == std::string::npos
                                          ? Jid::FromParts(*name, domain_, "")
@@ -605,9 +628,19 @@ void ClientSession::ScramStep(const std::string& base64_in) {
 // keys, but 2.2 decodes base64: hex fails every proof).
 int ClientSession::ProvideSaslProperty(int property, Gsasl_session* sasl) {
   if (!sasl_account_) return GSASL_NO_CALLBACK;
-  const ScramCredentials& c =
-      sasl_mechanism_ == "SCRAM-SHA-1" ? sasl_account_->sha1 : sasl_account_->sha256;
+  const ScramCredentials& c = absl::StartsWith(sasl_mechanism_, "SCRAM-SHA-1")
+                                  ? sasl_account_->sha1
+                                  : sasl_account_->sha256;
   switch (property) {
+    case GSASL_CB_TLS_UNIQUE:
+    case GSASL_CB_TLS_EXPORTER: {
+      if (!ChannelBindingOffered()) return GSASL_NO_CALLBACK;
+      std::string cb = ChannelBinding(property == GSASL_CB_TLS_EXPORTER);
+      if (cb.empty()) return GSASL_NO_CALLBACK;
+      gsasl_property_set(sasl, static_cast<Gsasl_property>(property),
+                         absl::Base64Escape(cb).c_str());
+      return GSASL_OK;
+    }
     case GSASL_SCRAM_ITER:
       gsasl_property_set(sasl, GSASL_SCRAM_ITER, std::to_string(c.iterations).c_str());
       return GSASL_OK;
@@ -623,6 +656,26 @@ int ClientSession::ProvideSaslProperty(int property, Gsasl_session* sasl) {
     default:
       return GSASL_NO_CALLBACK;
   }
+}
+
+std::string ClientSession::ChannelBinding(bool exporter) const {
+  if (exporter) {
+    // RFC 9266: 32 bytes of keying material, label "EXPORTER-Channel-Binding", no context.
+    static constexpr char kLabel[] = "EXPORTER-Channel-Binding";
+    unsigned char out[32];
+    if (SSL_export_keying_material(ssl_, out, sizeof(out), kLabel, sizeof(kLabel) - 1, nullptr,
+                                   0, 0) != 1) {
+      return "";
+    }
+    return std::string(reinterpret_cast<char*>(out), sizeof(out));
+  }
+  // RFC 5929 tls-unique: the first Finished message of the latest handshake, the client's on a
+  // full handshake. TLS 1.3 has no tls-unique by RFC 9266; clients built on OpenSSL (Python's
+  // ssl, and with it slixmpp) still derive it this way there, so we accept the same value.
+  unsigned char finished[EVP_MAX_MD_SIZE];
+  size_t n = SSL_session_reused(ssl_) ? SSL_get_finished(ssl_, finished, sizeof(finished))
+                                      : SSL_get_peer_finished(ssl_, finished, sizeof(finished));
+  return std::string(reinterpret_cast<char*>(finished), n);
 }
 
 void ClientSession::CheckPlain(const std::string& message) {

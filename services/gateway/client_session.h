@@ -25,7 +25,8 @@ namespace xc {
 class ClientSession final : public XmlStreamHandler,
                             public std::enable_shared_from_this<ClientSession> {
  public:
-  ClientSession(GatewayContext* context, int fd, std::string peer);
+  // `direct_tls`: TLS starts with the connection (XEP-0368), not with <starttls/>.
+  ClientSession(GatewayContext* context, int fd, std::string peer, bool direct_tls = false);
   ~ClientSession() override;
 
   void Start();
@@ -52,6 +53,10 @@ class ClientSession final : public XmlStreamHandler,
   void DriveTls();
   void FlushTlsOutput();
   bool TlsActive() const { return ssl_ != nullptr; }
+  // SCRAM-*-PLUS is offered (and a 'y' gs2 flag is a downgrade) inside TLS when enabled.
+  bool ChannelBindingOffered() const { return TlsActive() && ctx_->config.channel_binding; }
+  // Channel binding data of this TLS connection (RFC 5929 tls-unique, RFC 9266 tls-exporter).
+  std::string ChannelBinding(bool exporter) const;
   bool SaslAllowed() const;
   void FlushWrites();
   void Write(absl::string_view bytes);
@@ -103,6 +108,7 @@ class ClientSession final : public XmlStreamHandler,
   bool pending_parser_reset_ = false;  // a restart requested while the parser is running
   bool in_feed_ = false;
   SSL* ssl_ = nullptr;
+  bool direct_tls_ = false;
   std::string tls_pending_;  // plaintext written before the handshake finished
   Gsasl_session* sasl_ = nullptr;
   enum class ScramStage { kNone, kAwaitClientFirst, kLookup, kAwaitFinal };

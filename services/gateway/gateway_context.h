@@ -26,6 +26,7 @@ struct GatewayConfig {
   std::vector<std::string> domains;  // served XMPP domains (canonical)
   bool allow_plaintext = false;      // SASL without TLS (loopback development only)
   bool tls_required = true;          // with TLS configured: nothing but STARTTLS before it
+  bool channel_binding = true;       // offer SCRAM-*-PLUS (tls-unique, tls-exporter) inside TLS
   XmlLimits limits;                  // after authentication
   size_t pre_auth_max_stanza_bytes = 16 * 1024;
   int max_auth_attempts = 3;
@@ -78,7 +79,10 @@ struct GatewayContext {
   GatewayConfig config;
   // OpenSSL server context (nullptr: no TLS on this listener) and the SASL library context.
   // Opaque here so that no session header pulls in OpenSSL or gsasl.
-  void* tls_context = nullptr;  // SSL_CTX*
+  // Swapped by a certificate reload (SIGHUP): new streams take the new context, streams already
+  // in TLS keep theirs. Replaced contexts are never freed (a reload is rare and one is small),
+  // so a session that read the pointer just before a swap can still use it.
+  std::atomic<void*> tls_context{nullptr};  // SSL_CTX*
   void* sasl_context = nullptr;  // Gsasl*
   EventLoop* loop = nullptr;
   WorkPool* work = nullptr;

@@ -133,7 +133,8 @@ void ClientListener::Accept() {
       continue;
     }
     ++count;
-    auto session = std::make_shared<ClientSession>(ctx_, fd, absl::StrCat(ip, ":", ntohs(peer.sin_port)));
+    auto session = std::make_shared<ClientSession>(ctx_, fd, absl::StrCat(ip, ":", ntohs(peer.sin_port)),
+                                                 direct_tls_);
     std::string address = ip;
     session->set_on_close([this, address] {
       if (--per_ip_[address] <= 0) per_ip_.erase(address);

@@ -36,7 +36,9 @@ class DeliveryService final : public xmpp::gateway::v1::GatewayDelivery::Service
 // Accepts client connections on the XMPP port and runs their sessions on one event loop.
 class ClientListener {
  public:
-  explicit ClientListener(GatewayContext* ctx) : ctx_(ctx) {}
+  // `direct_tls`: every connection starts with a TLS handshake (XEP-0368 "xmpps-client").
+  explicit ClientListener(GatewayContext* ctx, bool direct_tls = false)
+      : ctx_(ctx), direct_tls_(direct_tls) {}
   ~ClientListener();
   // Binds host:port (port 0 picks one); returns the bound port.
   absl::StatusOr<int> Listen(const std::string& host, int port);
@@ -54,6 +56,7 @@ class ClientListener {
   };
 
   GatewayContext* ctx_;
+  bool direct_tls_;
   int listen_fd_ = -1;
   std::vector<Tracked> sessions_;
   std::unordered_map<std::string, int> per_ip_;

@@ -32,6 +32,10 @@ ABSL_FLAG(bool, allow_plaintext, false,
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain for STARTTLS (empty: no TLS)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key for STARTTLS");
 ABSL_FLAG(bool, tls_required, true, "with TLS configured, require STARTTLS before anything else");
+ABSL_FLAG(std::string, listen_tls, "",
+          "optional direct-TLS listen address host:port (XEP-0368; needs --tls_cert)");
+ABSL_FLAG(bool, channel_binding, true,
+          "offer SCRAM-SHA-256-PLUS / SCRAM-SHA-1-PLUS (tls-exporter, tls-unique) inside TLS");
 ABSL_FLAG(int, heartbeat_ttl_ms, 3000, "heartbeat key TTL; the router reaps after it expires");
 ABSL_FLAG(int, max_stanza_bytes, 256 * 1024, "largest stanza after authentication");
 ABSL_FLAG(int, max_auth_attempts, 3, "failed SASL attempts before policy-violation");
@@ -54,6 +58,7 @@ int main(int argc, char** argv) {
   XC_CHECK(!config.domains.empty()) << "--domains is empty";
   config.allow_plaintext = absl::GetFlag(FLAGS_allow_plaintext);
   config.tls_required = absl::GetFlag(FLAGS_tls_required);
+  config.channel_binding = absl::GetFlag(FLAGS_channel_binding);
   void* tls_context = nullptr;
   if (!absl::GetFlag(FLAGS_tls_cert).empty()) {
     absl::StatusOr<void*> tls =
@@ -106,6 +111,17 @@ int main(int argc, char** argv) {
   xc::ClientListener listener(&ctx);
   absl::StatusOr<int> port = listener.Listen(hostport[0], std::stoi(hostport[1]));
   XC_CHECK(port.ok()) << port.status();
+  std::unique_ptr<xc::ClientListener> tls_listener;
+  if (!absl::GetFlag(FLAGS_listen_tls).empty()) {
+    XC_CHECK(tls_context != nullptr) << "--listen_tls needs --tls_cert and --tls_key";
+    std::vector<std::string> tls_hostport = absl::StrSplit(absl::GetFlag(FLAGS_listen_tls), ':');
+    XC_CHECK(tls_hostport.size() == 2) << "--listen_tls must be host:port";
+    tls_listener = std::make_unique<xc::ClientListener>(&ctx, /*direct_tls=*/true);
+    absl::StatusOr<int> tls_port =
+        tls_listener->Listen(tls_hostport[0], std::stoi(tls_hostport[1]));
+    XC_CHECK(tls_port.ok()) << tls_port.status();
+    XC_LOG(INFO) << "direct TLS on " << tls_hostport[0] << ":" << *tls_port;
+  }
 
   std::string advertise = absl::GetFlag(FLAGS_advertise);
   if (advertise.empty()) advertise = absl::GetFlag(FLAGS_grpc_listen);
@@ -132,7 +148,23 @@ int main(int argc, char** argv) {
   std::atomic<bool> sweeping{true};
   std::thread sweeper([&] {
     while (sweeping && !xc::SleepUnlessShutdown(absl::Seconds(1))) {
-      loop.Post([&] { listener.Sweep(); });
+      loop.Post([&] {
+        listener.Sweep();
+        if (tls_listener) tls_listener->Sweep();
+      });
+      if (xc::TakeReloadRequest() && ctx.tls_context.load() != nullptr) {
+        // SIGHUP: load the certificate and key again; new streams use them, open ones keep
+        // theirs. A bad file keeps the old pair in service.
+        absl::StatusOr<void*> fresh = xc::NewTlsServerContext(absl::GetFlag(FLAGS_tls_cert),
+                                                              absl::GetFlag(FLAGS_tls_key));
+        if (fresh.ok()) {
+          ctx.tls_context = *fresh;
+          XC_LOG(INFO) << "TLS certificate reloaded from " << absl::GetFlag(FLAGS_tls_cert);
+        } else {
+          XC_LOG(ERROR) << "TLS reload failed, keeping the current certificate: "
+                        << fresh.status();
+        }
+      }
     }
   });
   xc::WaitForShutdown();
@@ -143,7 +175,10 @@ int main(int argc, char** argv) {
   (*runtime)->StartDraining();
   sweeping = false;
   sweeper.join();
-  loop.Post([&] { listener.StopAccepting(); });
+  loop.Post([&] {
+    listener.StopAccepting();
+    if (tls_listener) tls_listener->StopAccepting();
+  });
   std::vector<std::shared_ptr<xc::ClientSession>> sessions = ctx.registry.All();
   for (auto& s : sessions) {
     loop.Post([s] { s->CloseWithError(xc::StreamErrorCondition::kSystemShutdown); });
