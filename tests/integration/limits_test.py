@@ -1,4 +1,5 @@
 """Gateway limits: connections per address, time to authenticate, slow readers."""
+import os
 import socket
 import time
 import unittest
@@ -10,8 +11,14 @@ from xmpp_harness import ClusterTestCase
 class LimitsTest(ClusterTestCase):
     gateways = 1
     users = ("l1",)
-    gateway_flags = ("--max_connections_per_ip=5", "--pre_auth_timeout_s=2",
-                     "--max_stanza_bytes=8192")
+    @classmethod
+    def configure_cluster(cls, cluster):
+        # The limits come from a configuration file (absl's --flagfile), as an operator sets them.
+        path = os.path.join(cluster.state_dir, "gateway.flags")
+        with open(path, "w") as f:
+            f.write("# gateway limits\n--max_connections_per_ip=5\n--pre_auth_timeout_s=2\n"
+                    "--max_stanza_bytes=8192\n")
+        cluster.gateway_flags.append(f"--flagfile={path}")
 
     def test_connections_per_ip(self):
         held = [Raw(self.port(1)) for _ in range(5)]
