@@ -4,7 +4,7 @@ import unittest
 
 from xmpp_harness import ClusterTestCase, NS_CLIENT, NS_ROSTER, presence, roster_push
 
-USERS = tuple(f"u{i}" for i in range(1, 29))
+USERS = tuple(f"u{i}" for i in range(1, 37))
 
 
 def iq_result(iq_id):
@@ -103,6 +103,64 @@ class RosterFlowsTest(ClusterTestCase):
         unsubscribed = await ub.expect(presence("unsubscribed", frm="u9@localhost"), "unsubscribed")
         self.assertLess(ub.received.index(unavailable), ub.received.index(unsubscribed))
         await ub.expect(roster_push("u9@localhost", subscription="none"), "ends as none")
+
+    async def test_remove_in_to_from_and_pending_states(self):  # checklist 24, §2.5.2
+        async def remove(ua, a, b):
+            ua.send_raw(f"<iq type='set' id='rm-{b}'><query xmlns='jabber:iq:roster'>"
+                        f"<item jid='{b}@localhost' subscription='remove'/></query></iq>")
+            start = ua.mark()
+            await ua.expect(iq_result(f"rm-{b}"), "remove result")
+            ua.rewind(start)
+            await ua.expect(roster_push(f"{b}@localhost", subscription="remove"), "remove push")
+
+        # T (a subscribed to b): only unsubscribe reaches b, whose item ends as none.
+        ua, ub = await self.pair("u29", "u30")
+        ua.send_raw("<presence type='subscribe' to='u30@localhost'/>")
+        await ub.expect(presence("subscribe", frm="u29@localhost"), "request")
+        ub.send_raw("<presence type='subscribed' to='u29@localhost'/>")
+        await ua.expect(roster_push("u30@localhost", subscription="to"), "to")
+        ub.skip_received()
+        await remove(ua, "u29", "u30")
+        await ub.expect(presence("unsubscribe", frm="u29@localhost"), "unsubscribe")
+        await ub.expect(roster_push("u29@localhost", subscription="none"), "b ends as none")
+        await ub.expect_none(presence("unsubscribed"), "unsubscribed from a remove in T", 0.5)
+
+        # F (b subscribed to a): only unsubscribed (after a's unavailable) reaches b.
+        ua, ub = await self.pair("u31", "u32")
+        ub.send_raw("<presence type='subscribe' to='u31@localhost'/>")
+        await ua.expect(presence("subscribe", frm="u32@localhost"), "request")
+        ua.send_raw("<presence type='subscribed' to='u32@localhost'/>")
+        await ub.expect(presence(None, frm="u31@localhost/one"), "a's presence")
+        ub.skip_received()
+        await remove(ua, "u31", "u32")
+        await ub.expect(presence("unavailable", frm="u31@localhost/one"), "unavailable")
+        await ub.expect(presence("unsubscribed", frm="u31@localhost"), "unsubscribed")
+        await ub.expect(roster_push("u31@localhost", subscription="none"), "b ends as none")
+        await ub.expect_none(presence("unsubscribe"), "unsubscribe from a remove in F", 0.5)
+
+        # None + Pending Out: the request is cancelled; b no longer holds it.
+        ua, ub = await self.pair("u33", "u34")
+        ua.send_raw("<presence type='subscribe' to='u34@localhost'/>")
+        await ub.expect(presence("subscribe", frm="u33@localhost"), "request")
+        await remove(ua, "u33", "u34")
+        await ub.expect(presence("unsubscribe", frm="u33@localhost"), "cancellation")
+        rc, out = await asyncio.to_thread(self.cluster.admin_status, "roster", "check",
+                                          "u34@localhost")
+        self.assertEqual((rc, "0 disagreements" in out), (0, True), out)
+
+        # None + Pending In, with the contact in a's roster (a bare request is no item, A.1):
+        # the request is denied.
+        ua, ub = await self.pair("u35", "u36")
+        ub.send_raw("<presence type='subscribe' to='u35@localhost'/>")
+        await ua.expect(presence("subscribe", frm="u36@localhost"), "request")
+        await ub.expect(roster_push("u35@localhost", ask="subscribe"), "b asks")
+        ua.send_raw("<iq type='set' id='add36'><query xmlns='jabber:iq:roster'>"
+                    "<item jid='u36@localhost' name='Asker'/></query></iq>")
+        await ua.expect(roster_push("u36@localhost", name="Asker"), "item added")
+        await remove(ua, "u35", "u36")
+        await ub.expect(presence("unsubscribed", frm="u35@localhost"), "denial")
+        push = await ub.expect(roster_push("u35@localhost", subscription="none"), "ask cleared")
+        self.assertIsNone(push.find(f"{NS_ROSTER}query/{NS_ROSTER}item").get("ask"))
 
     async def test_second_resource_sees_waiting_request(self):  # issue 4, A8
         ua = await self.login("u11@localhost/one", gateway=1)
