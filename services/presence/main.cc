@@ -35,6 +35,10 @@ int main(int argc, char** argv) {
   std::unique_ptr<xc::GatewayDeliverer> deliverer = xc::NewGrpcGatewayDeliverer(redis, (*runtime)->registry());
   xc::PresenceRouterOptions options;
   options.probe_answers_last_unavailable = absl::GetFlag(FLAGS_probe_answers_last_unavailable);
+  options.waiting_requests_delivered =
+      &(*runtime)->registry()->AddCounter(
+          "xc_router_waiting_requests_delivered_total",
+          "Waiting subscription requests handed to a resource at its initial presence.").Add({});
   xc::PresenceRouter router(directory.get(), redis, deliverer.get(), xc::RealClock::Get(),
                             options);
   xc::PresenceGrpcService service(&router);

@@ -329,6 +329,9 @@ absl::StatusOr<std::vector<XmlElement>> PresenceRouter::HandlePresence(const Jid
       for (const RedisReply& xml : pending->elements) {
         out.Add(mine->gateway_id(), session.ToString(), xml.str, false);
       }
+      if (options_.waiting_requests_delivered != nullptr) {
+        options_.waiting_requests_delivered->Increment(pending->elements.size());
+      }
     }
   } else if (parsed->type == PresenceType::kUnavailable) {
     absl::StatusOr<std::vector<SessionEntry>> own = directory_->List(bare);

@@ -6,6 +6,7 @@
 #include "absl/status/statusor.h"
 #include "core/base/clock.h"
 #include "core/jid/jid.h"
+#include "core/metrics/metrics.h"
 #include "core/redis/redis_client.h"
 #include "core/xml/xml_element.h"
 #include "proto/xmpp/presence/v1/presence.pb.h"
@@ -18,6 +19,8 @@ struct PresenceRouterOptions {
   // Answer a probe for a contact with no available resource with unavailable + <delay/>
   // (RFC 6121 §4.3.2, a SHOULD; decision A10 makes it configurable).
   bool probe_answers_last_unavailable = true;
+  // Counts waiting subscription requests handed to a resource at its initial presence.
+  metrics::Counter* waiting_requests_delivered = nullptr;
 };
 
 // Sessions, presence (RFC 6121 §4) and routing (§8). Reads rosters and waiting requests from

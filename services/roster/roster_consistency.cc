@@ -83,6 +83,9 @@ absl::StatusOr<bool> RosterConsistency::CheckDirection(const Jid& subscriber, co
     absl::StatusOr<RosterOutput> out = processor_->HandleInbound(fix->receiver, fix->sender, stanza);
     if (!out.ok()) return out.status();
     for (auto& effect : out->effects) report->output.effects.push_back(std::move(effect));
+    for (auto& t : out->transitions) report->output.transitions.push_back(std::move(t));
+    report->output.requests_stored += out->requests_stored;
+    report->output.requests_cleared += out->requests_cleared;
     finding.repaired = true;
   }
   report->findings.push_back(std::move(finding));

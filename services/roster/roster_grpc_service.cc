@@ -27,7 +27,27 @@ RosterGrpcService::RosterGrpcService(RosterProcessor* processor, RosterConsisten
       repairs_(&registry->AddCounter(
           "xc_roster_consistency_findings_total",
           "Disagreements between the two sides of a subscription found by CheckRoster, by "
-          "outcome (reported, repaired).")) {}
+          "outcome (reported, repaired).")),
+      transitions_(&registry->AddCounter(
+          "xc_roster_subscription_transitions_total",
+          "Subscription state changes, by verb (or remove) and direction (outbound: the user's "
+          "own stanza; inbound: a contact's).")),
+      requests_stored_(&registry
+                            ->AddCounter("xc_roster_waiting_requests_stored_total",
+                                         "Subscription requests stored for their contact.")
+                            .Add({})),
+      requests_cleared_(&registry
+                             ->AddCounter("xc_roster_waiting_requests_cleared_total",
+                                          "Stored requests answered, cancelled or removed.")
+                             .Add({})) {}
+
+void RosterGrpcService::Record(const RosterOutput& output) {
+  for (const auto& [verb, direction] : output.transitions) {
+    transitions_->Add({{"verb", verb}, {"direction", direction}}).Increment();
+  }
+  if (output.requests_stored > 0) requests_stored_->Increment(output.requests_stored);
+  if (output.requests_cleared > 0) requests_cleared_->Increment(output.requests_cleared);
+}
 
 absl::Status RosterGrpcService::DispatchEffects(const RosterOutput& output) {
   if (output.effects.empty()) return absl::OkStatus();
@@ -100,6 +120,7 @@ grpc::Status RosterGrpcService::Run(const std::function<absl::StatusOr<RosterOut
   });
   if (status.ok()) status = DispatchEffects(output);
   if (!status.ok()) return ToGrpcStatus(status);
+  Record(output);
   for (const XmlElement& reply : output.replies) ToStanzaProto(reply, response->add_replies());
   return grpc::Status::OK;
 }
@@ -144,6 +165,7 @@ grpc::Status RosterGrpcService::CheckRoster(grpc::ServerContext*,
   });
   if (status.ok()) status = DispatchEffects(report.output);
   if (!status.ok()) return ToGrpcStatus(status);
+  Record(report.output);
   response->set_contacts_checked(report.contacts_checked);
   for (const RosterFinding& f : report.findings) {
     xmpp::roster::v1::RosterFinding* out = response->add_findings();

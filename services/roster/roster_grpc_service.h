@@ -43,6 +43,10 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Service 
   metrics::Histogram* dispatch_seconds_;
   metrics::Counter* dispatch_failures_;
   metrics::Family<metrics::Counter>* repairs_;
+  metrics::Family<metrics::Counter>* transitions_;
+  metrics::Counter* requests_stored_;
+  metrics::Counter* requests_cleared_;
+  void Record(const RosterOutput& output);
 };
 
 }  // namespace xc

@@ -195,6 +195,20 @@ absl::StatusOr<Applied> Mutate(
   return absl::UnavailableError("roster entry too contended");
 }
 
+// Metrics of one applied step: a state change, and a waiting request stored or cleared (the
+// stored request and the Pending In flag change together).
+void Count(const Applied& a, absl::string_view verb, absl::string_view direction,
+           RosterOutput* out) {
+  const RosterItemRecord none;
+  const RosterItemRecord& before = a.before ? *a.before : none;
+  const RosterItemRecord& after = a.after ? *a.after : none;
+  if (!(StateOf(before) == StateOf(after))) {
+    out->transitions.emplace_back(std::string(verb), std::string(direction));
+  }
+  if (!before.pending_in() && after.pending_in()) ++out->requests_stored;
+  if (before.pending_in() && !after.pending_in()) ++out->requests_cleared;
+}
+
 XmlElement ErrorReply(const XmlElement& request, const absl::Status& status) {
   return MakeErrorReply(request, StanzaErrorConditionOf(status), status.message());
 }
@@ -351,6 +365,7 @@ absl::Status RosterProcessor::HandleRemove(const Jid& session, const XmlElement&
         return change;
       });
   if (!applied.ok()) return applied.status();
+  Count(*applied, "remove", "outbound", out);
   XmlElement result = MakeIqResult(iq);
   result.RemoveAttribute("from");
   out->replies.push_back(std::move(result));
@@ -413,6 +428,7 @@ absl::StatusOr<RosterOutput> RosterProcessor::HandleSubscription(const Jid& user
         return change;
       });
   if (!applied.ok()) return applied.status();
+  Count(*applied, VerbName(*verb), "outbound", &out);
   Flow flow{&out, {}};
   if (outcome.unavailable_first) AddSnapshot(user, contact, /*unavailable=*/true, &out);
   if (outcome.route) {
@@ -496,6 +512,7 @@ absl::Status RosterProcessor::ProcessInbound(const Jid& receiver, const Jid& sen
     }
     return applied.status();
   }
+  Count(*applied, VerbName(verb), "inbound", out);
   if (outcome.deliver) {
     Audience audience = verb == SubscriptionVerb::kSubscribe
                             ? xmpp::presence::v1::AUDIENCE_AVAILABLE

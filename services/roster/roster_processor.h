@@ -25,6 +25,11 @@ struct RosterLimits {
 struct RosterOutput {
   std::vector<xmpp::presence::v1::Effect> effects;
   std::vector<XmlElement> replies;
+  // For metrics: subscription state changes as (verb or "remove", "outbound"/"inbound"), and
+  // waiting requests stored and cleared (a contact's Pending In set or dropped).
+  std::vector<std::pair<std::string, std::string>> transitions;
+  int requests_stored = 0;
+  int requests_cleared = 0;
 };
 
 // Rosters (RFC 6121 §2) and subscriptions (§3, Appendix A) over a RosterStore. A cross-user

@@ -52,6 +52,12 @@ class ObservabilityTest(ClusterTestCase):
         self.assertGreaterEqual(value(roster, "grpc_server_handled_total", grpc_service="xmpp.roster.v1.RosterService",
                                       grpc_method="HandleSubscription", grpc_code="OK"), 2)
         self.assertGreater(value(roster, "xc_roster_redis_seconds_count"), 0)
+        for verb in ("subscribe", "subscribed"):
+            for direction in ("outbound", "inbound"):
+                self.assertEqual(value(roster, "xc_roster_subscription_transitions_total",
+                                       verb=verb, direction=direction), 1, (verb, direction))
+        self.assertEqual(value(roster, "xc_roster_waiting_requests_stored_total"), 1)
+        self.assertEqual(value(roster, "xc_roster_waiting_requests_cleared_total"), 1)
         self.assertGreater(value(router, "xc_router_delivered_stanzas_total"), 0)
         self.assertGreater(value(router, "xc_router_deliver_seconds_count"), 0)
         for text, prefix in ((gw1, "xc_gateway"), (roster, "xc_roster"), (router, "xc_router")):
