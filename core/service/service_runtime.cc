@@ -18,7 +18,9 @@ absl::StatusOr<std::unique_ptr<ServiceRuntime>> ServiceRuntime::Create(
   std::unique_ptr<ServiceRuntime> rt(new ServiceRuntime());
   absl::StatusOr<RedisConnectionOptions> options = ParseRedisAddress(redis_address);
   if (!options.ok()) return options.status();
+  // Redis ACL user and password (docs/deployment.md: one user per service).
   if (const char* env = std::getenv("XC_REDIS_PASSWORD")) options->password = env;
+  if (const char* env = std::getenv("XC_REDIS_USER")) options->user = env;
   rt->redis_ = std::make_unique<InstrumentedRedisClient>(NewHiredisClient(*options),
                                                          &rt->registry_, prefix);
   metrics::AddBuildInfo(&rt->registry_, prefix);

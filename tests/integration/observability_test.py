@@ -1,5 +1,6 @@
 """Every process serves Prometheus text on its admin port; the series move with real traffic."""
 import re
+import subprocess
 import unittest
 import urllib.request
 
@@ -30,6 +31,25 @@ def value(text, name, **labels):
 
 class ObservabilityTest(ClusterTestCase):
     users = ("o1", "o2")
+
+    def test_redis_users_are_least_privilege(self):  # issue 8: an ACL user per service
+        def cli(user, *args):
+            auth = [] if user is None else ["--user", user, "--pass",
+                                            self.cluster.redis_passwords[user]]
+            out = subprocess.run(["redis-cli", "-p", str(self.cluster.redis_port),
+                                  "--no-auth-warning", *auth, *args],
+                                 capture_output=True, text=True, timeout=10)
+            return (out.stdout + out.stderr).strip()
+
+        self.assertIn("NOAUTH", cli(None, "GET", "x"))  # no anonymous access
+        self.assertIn("NOPERM", cli("gateway", "HSET", "{o1@localhost}:roster", "x", "y"))
+        self.assertIn("NOPERM", cli("gateway", "HSET", "{o1@localhost}:account", "x", "y"))
+        self.assertIn("NOPERM", cli("router", "HSET", "{o1@localhost}:roster", "x", "y"))
+        self.assertIn("NOPERM", cli("roster", "HSET", "{o1@localhost}:sess", "x", "y"))
+        self.assertIn("NOPERM", cli("roster", "FLUSHALL"))
+        self.assertIn("NOPERM", cli("router", "KEYS", "*"))
+        self.assertRegex(cli("roster", "HLEN", "{o1@localhost}:roster"), r"^\d+$")
+        self.assertEqual(cli("gateway", "EXISTS", "{o1@localhost}:account"), "1")
 
     async def test_metrics_follow_a_subscription(self):
         a = await self.login("o1@localhost/a", gateway=1)

@@ -29,7 +29,8 @@
 #include "core/store/account_store.h"
 
 ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "Redis address host:port");
-ABSL_FLAG(std::string, redis_password, "", "Redis AUTH password (or env XC_REDIS_PASSWORD)");
+ABSL_FLAG(std::string, redis_password, "",
+          "Redis AUTH password (or env XC_REDIS_PASSWORD; ACL user from env XC_REDIS_USER)");
 ABSL_FLAG(std::string, roster, "127.0.0.1:7101", "roster service gRPC address");
 ABSL_FLAG(bool, repair, false, "roster check: repair what it finds");
 ABSL_FLAG(int, iterations, 4096, "SCRAM iteration count for new passwords (at least 4096)");
@@ -74,6 +75,7 @@ std::unique_ptr<xc::RedisClient> ConnectRedis(std::string* error) {
   if (const char* env = std::getenv("XC_REDIS_PASSWORD"); env && options->password.empty()) {
     options->password = env;
   }
+  if (const char* env = std::getenv("XC_REDIS_USER")) options->user = env;
   return xc::NewHiredisClient(*options);
 }
 

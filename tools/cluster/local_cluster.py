@@ -9,6 +9,7 @@ Used by `./cluster up|down` and by the end-to-end tests, so both run the same pr
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -59,6 +60,38 @@ def find_redis_server():
     raise RuntimeError("redis-server not found (apt-get install redis-server)")
 
 
+# Least-privilege Redis users, one per service: the keys each may touch (docs/storage.md has the
+# layout; `%R~` is read-only) and the commands (no admin or dangerous commands). The Bitnami values
+# in deploy/redis/values.yaml carry the same rules; every end-to-end test runs under them.
+REDIS_COMMANDS = "-@all +@read +@write +@scripting +@connection -@dangerous"
+REDIS_USERS = {
+    "roster": "~{*}:roster ~{*}:rver ~{*}:rlog ~{*}:pending %R~{*}:account",
+    "router": ("~{*}:sess ~{*}:pres ~{*}:lastoff %R~{*}:roster %R~{*}:pending "
+               "~gateways ~gateway:* ~reaper:lock"),
+    "gateway": "%R~{*}:account ~gateways ~gateway:*",
+}
+
+
+def redis_acl(state_dir):
+    """Writes the ACL file (random passwords, kept across runs); returns {user: password}."""
+    path = os.path.join(state_dir, "redis", "passwords.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            passwords = json.load(f)
+    else:
+        passwords = {u: secrets.token_hex(16) for u in (*REDIS_USERS, "admin")}
+        with open(path, "w") as f:
+            json.dump(passwords, f)
+        os.chmod(path, 0o600)
+    lines = ["user default off"]
+    for user, keys in REDIS_USERS.items():
+        lines.append(f"user {user} on >{passwords[user]} resetchannels {keys} {REDIS_COMMANDS}")
+    lines.append(f"user admin on >{passwords['admin']} ~* &* +@all")
+    with open(os.path.join(state_dir, "redis", "users.acl"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return passwords
+
+
 class LocalCluster:
     """One cluster on loopback. Ports default to free ones; pass `ports` to pin them."""
 
@@ -95,9 +128,14 @@ class LocalCluster:
             raise RuntimeError(f"missing binary {path}")
         return path
 
-    def _spawn(self, name, argv):
+    def redis_env(self, user):
+        return {**os.environ, "XC_REDIS_USER": user,
+                "XC_REDIS_PASSWORD": self.redis_passwords[user]}
+
+    def _spawn(self, name, argv, redis_user=None):
         log = open(os.path.join(self.state_dir, f"{name}.log"), "ab")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+        env = self.redis_env(redis_user) if redis_user else None
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=self.detach)
         self.procs[name] = proc
         return proc
@@ -108,19 +146,21 @@ class LocalCluster:
 
     def start(self):
         os.makedirs(os.path.join(self.state_dir, "redis"), exist_ok=True)
+        self.redis_passwords = redis_acl(self.state_dir)
         redis = self._spawn("redis", [
             find_redis_server(), "--bind", "127.0.0.1", "--port", str(self.redis_port),
             "--dir", os.path.join(self.state_dir, "redis"), "--appendonly", "yes",
+            "--aclfile", os.path.join(self.state_dir, "redis", "users.acl"),
             "--save", "", "--daemonize", "no", "--protected-mode", "yes"])
         wait_for_port(self.redis_port, redis, what="redis-server")
         roster = self._spawn("roster", [
             self._bin("roster_service"), f"--listen=127.0.0.1:{self.roster_port}",
             f"--redis={self.redis_address}", f"--router=127.0.0.1:{self.router_port}",
-            f"--admin_listen=127.0.0.1:{self.admin_ports['roster']}"])
+            f"--admin_listen=127.0.0.1:{self.admin_ports['roster']}"], redis_user="roster")
         router = self._spawn("router", [
             self._bin("presence_router"), f"--listen=127.0.0.1:{self.router_port}",
             f"--redis={self.redis_address}", f"--reap_interval_ms={self.reap_interval_ms}",
-            f"--admin_listen=127.0.0.1:{self.admin_ports['router']}"])
+            f"--admin_listen=127.0.0.1:{self.admin_ports['router']}"], redis_user="router")
         wait_for_port(self.roster_port, roster, what="roster service")
         wait_for_port(self.router_port, router, what="presence router")
         for i in range(self.gateway_count):
@@ -143,14 +183,16 @@ class LocalCluster:
             f"--roster=127.0.0.1:{self.roster_port}", f"--router=127.0.0.1:{self.router_port}",
             f"--heartbeat_ttl_ms={self.heartbeat_ttl_ms}",
             f"--admin_listen=127.0.0.1:{self.admin_ports[f'gateway{i + 1}']}",
-            *security, *self.gateway_flags, *self.gateway_flags_by_index.get(i, ())])
+            *security, *self.gateway_flags, *self.gateway_flags_by_index.get(i, ())],
+            redis_user="gateway")
         wait_for_port(self.gateway_ports[i], gw, what=f"gateway {i + 1}")
         return gw
 
     def admin(self, *args):
         out = subprocess.run([self._bin("xc-admin"), f"--redis={self.redis_address}",
                               f"--roster=127.0.0.1:{self.roster_port}", *args],
-                             capture_output=True, text=True, timeout=30)
+                             capture_output=True, text=True, timeout=30,
+                             env=self.redis_env("admin"))
         if out.returncode != 0:
             raise RuntimeError(f"xc-admin {' '.join(args)}: {out.stderr.strip()}")
         return out.stdout
@@ -159,11 +201,13 @@ class LocalCluster:
         """Runs xc-admin; returns (exit status, stdout) without raising."""
         out = subprocess.run([self._bin("xc-admin"), f"--redis={self.redis_address}",
                               f"--roster=127.0.0.1:{self.roster_port}", *args],
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=60,
+                             env=self.redis_env("admin"))
         return out.returncode, out.stdout + out.stderr
 
     def redis_cli(self, *args):
-        out = subprocess.run(["redis-cli", "-p", str(self.redis_port), *args],
+        out = subprocess.run(["redis-cli", "-p", str(self.redis_port), "--no-auth-warning",
+                              "--user", "admin", "--pass", self.redis_passwords["admin"], *args],
                              capture_output=True, text=True, timeout=10, check=True)
         return out.stdout.strip()
 
@@ -179,6 +223,7 @@ class LocalCluster:
         state = {
             "pids": {name: p.pid for name, p in self.procs.items()},
             "redis": self.redis_address,
+            "redis_admin_password": self.redis_passwords["admin"],
             "gateways": self.gateway_ports,
             "admin": self.admin_ports,
             "domains": self.domains,
