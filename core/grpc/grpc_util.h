@@ -16,7 +16,15 @@ namespace xc {
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
-// A channel for service-to-service calls (plaintext on loopback / inside the cluster network).
+// Service-to-service gRPC security. Plaintext by default (loopback, the local cluster); with
+// --grpc_tls_ca, --grpc_tls_cert and --grpc_tls_key every server requires and verifies a client
+// certificate from that CA, and every client presents its own and verifies the server's, whose
+// certificate must name --grpc_tls_server_name (one name for all services, so that clients can
+// dial pod IPs). Reads the files once, at first use; a missing or bad file stops the process.
+std::shared_ptr<grpc::ChannelCredentials> ServiceChannelCredentials();
+std::shared_ptr<grpc::ServerCredentials> ServiceServerCredentials();
+
+// A channel for service-to-service calls (round_robin over every address `target` resolves to).
 std::shared_ptr<grpc::Channel> NewServiceChannel(const std::string& target);
 void SetDeadline(grpc::ClientContext* context, absl::Duration timeout);
 

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "core/grpc/grpc_util.h"
 #include "core/metrics/grpc_server_metrics.h"
 #include "core/redis/hiredis_client.h"
 #include "core/redis/instrumented_redis_client.h"
@@ -52,7 +53,7 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> ServiceRuntime::StartServer(
     const std::string& address, const std::vector<grpc::Service*>& services) {
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(address, ServiceServerCredentials(), &port);
   for (grpc::Service* service : services) builder.RegisterService(service);
   Configure(&builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

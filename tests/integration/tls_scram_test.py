@@ -8,7 +8,7 @@ import subprocess
 import unittest
 
 from raw_stream import Raw
-from local_cluster import free_port
+from local_cluster import free_port, make_internal_pki
 from xmpp_harness import Client, ClusterTestCase, presence, roster_push
 
 SUCCESS = "<success"
@@ -17,6 +17,7 @@ NOT_AUTHORIZED = "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authori
 
 class TlsScramTest(ClusterTestCase):
     tls = True
+    grpc_tls = True  # and the services talk to each other over mutual TLS
     users = ("romeo", "juliet", "nurse")
     domains = ("localhost", "example.com")
 
@@ -143,6 +144,23 @@ class TlsScramTest(ClusterTestCase):
         romeo.send_raw("<iq type='get' id='still' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
         await romeo.expect(lambda e: e.get("id") == "still" and e.get("type") == "result",
                            "ping answered on a stream opened before the reload")
+
+    def test_internal_grpc_requires_a_certificate_from_our_ca(self):  # issue 8
+        rc, out = self.cluster.admin_status("roster", "list", "nurse@localhost")
+        self.assertEqual(rc, 0, out)  # with the cluster's certificate: served
+        bare = [a for a in self.cluster.grpc_tls_flags if not a.startswith("--grpc_tls")]
+        plain = subprocess.run([self.cluster._bin("xc-admin"),
+                                f"--roster=127.0.0.1:{self.cluster.roster_port}",
+                                "roster", "list", "nurse@localhost", *bare],
+                               capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(plain.returncode, 0)  # plaintext: refused
+        self.assertIn("roster service", plain.stderr)
+        foreign = make_internal_pki(self.cluster.state_dir, name="foreign")
+        other = subprocess.run([self.cluster._bin("xc-admin"),
+                                f"--roster=127.0.0.1:{self.cluster.roster_port}", *foreign,
+                                "roster", "list", "nurse@localhost"],
+                               capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(other.returncode, 0, other.stdout)  # another CA: refused
 
     def test_stage_one_offers_only_starttls(self):  # checklist 3
         r = Raw(self.port(1))

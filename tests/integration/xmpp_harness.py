@@ -243,6 +243,7 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
     gateways = 2
     tls = False
     gateway_flags = ()
+    grpc_tls = False
     domains = ("localhost",)
     users = ("alice", "bob", "carol", "dave")
 
@@ -252,7 +253,7 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
         state = tempfile.mkdtemp(prefix="cluster", dir=os.environ.get("TEST_TMPDIR"))
         cls.cluster = LocalCluster(runfiles_bin_dir(), state, cls.domains, cls.gateways,
                                    heartbeat_ttl_ms=2000, reap_interval_ms=300, tls=cls.tls,
-                                   gateway_flags=cls.gateway_flags)
+                                   gateway_flags=cls.gateway_flags, grpc_tls=cls.grpc_tls)
         cls.configure_cluster(cls.cluster)
         try:
             cls.cluster.start()

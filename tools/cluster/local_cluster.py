@@ -53,6 +53,30 @@ def make_self_signed_cert(state_dir, domains):
     return cert, key
 
 
+def make_internal_pki(state_dir, name="internal"):
+    """A CA and one certificate for service-to-service gRPC (mutual TLS), named xc-internal as
+    --grpc_tls_server_name expects. Returns the gRPC TLS flags."""
+    d = os.path.join(state_dir, name)
+    os.makedirs(d, exist_ok=True)
+    ca_key, ca, key, csr, cert = (os.path.join(d, f) for f in
+                                  ("ca.key", "ca.crt", "tls.key", "tls.csr", "tls.crt"))
+    ext = os.path.join(d, "ext.cnf")
+    if not os.path.exists(cert):
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        subprocess.run(["openssl", "req", "-x509", *ec, "-keyout", ca_key, "-out", ca,
+                        "-days", "3650", "-subj", f"/CN=xc {name} CA"],
+                       check=True, capture_output=True)
+        subprocess.run(["openssl", "req", *ec, "-keyout", key, "-out", csr,
+                        "-subj", "/CN=xc-internal"], check=True, capture_output=True)
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:xc-internal\n"
+                    "extendedKeyUsage=serverAuth,clientAuth\n")
+        subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+                        "-CAcreateserial", "-out", cert, "-days", "3650", "-extfile", ext],
+                       check=True, capture_output=True)
+    return [f"--grpc_tls_ca={ca}", f"--grpc_tls_cert={cert}", f"--grpc_tls_key={key}"]
+
+
 def find_redis_server():
     for path in ("/usr/bin/redis-server", shutil.which("redis-server") or ""):
         if path and os.path.exists(path):
@@ -97,7 +121,7 @@ class LocalCluster:
 
     def __init__(self, bin_dir, state_dir, domains=("localhost",), gateways=2, ports=None,
                  detach=False, heartbeat_ttl_ms=3000, reap_interval_ms=500, tls=False,
-                 gateway_flags=(), gateway_flags_by_index=None):
+                 gateway_flags=(), gateway_flags_by_index=None, grpc_tls=False):
         self.bin_dir = bin_dir
         self.state_dir = state_dir
         self.domains = list(domains)
@@ -108,6 +132,8 @@ class LocalCluster:
         self.tls = tls
         self.tls_files = None
         self.gateway_flags = list(gateway_flags)
+        self.grpc_tls = grpc_tls  # service-to-service gRPC over mutual TLS
+        self.grpc_tls_flags = []
         # Extra flags for one gateway (0-based index), e.g. a different --advertise address.
         self.gateway_flags_by_index = dict(gateway_flags_by_index or {})
         p = ports or {}
@@ -147,6 +173,8 @@ class LocalCluster:
     def start(self):
         os.makedirs(os.path.join(self.state_dir, "redis"), exist_ok=True)
         self.redis_passwords = redis_acl(self.state_dir)
+        if self.grpc_tls:
+            self.grpc_tls_flags = make_internal_pki(self.state_dir)
         redis = self._spawn("redis", [
             find_redis_server(), "--bind", "127.0.0.1", "--port", str(self.redis_port),
             "--dir", os.path.join(self.state_dir, "redis"), "--appendonly", "yes",
@@ -156,11 +184,13 @@ class LocalCluster:
         roster = self._spawn("roster", [
             self._bin("roster_service"), f"--listen=127.0.0.1:{self.roster_port}",
             f"--redis={self.redis_address}", f"--router=127.0.0.1:{self.router_port}",
-            f"--admin_listen=127.0.0.1:{self.admin_ports['roster']}"], redis_user="roster")
+            f"--admin_listen=127.0.0.1:{self.admin_ports['roster']}", *self.grpc_tls_flags],
+            redis_user="roster")
         router = self._spawn("router", [
             self._bin("presence_router"), f"--listen=127.0.0.1:{self.router_port}",
             f"--redis={self.redis_address}", f"--reap_interval_ms={self.reap_interval_ms}",
-            f"--admin_listen=127.0.0.1:{self.admin_ports['router']}"], redis_user="router")
+            f"--admin_listen=127.0.0.1:{self.admin_ports['router']}", *self.grpc_tls_flags],
+            redis_user="router")
         wait_for_port(self.roster_port, roster, what="roster service")
         wait_for_port(self.router_port, router, what="presence router")
         for i in range(self.gateway_count):
@@ -183,14 +213,16 @@ class LocalCluster:
             f"--roster=127.0.0.1:{self.roster_port}", f"--router=127.0.0.1:{self.router_port}",
             f"--heartbeat_ttl_ms={self.heartbeat_ttl_ms}",
             f"--admin_listen=127.0.0.1:{self.admin_ports[f'gateway{i + 1}']}",
-            *security, *self.gateway_flags, *self.gateway_flags_by_index.get(i, ())],
+            *security, *self.grpc_tls_flags, *self.gateway_flags,
+            *self.gateway_flags_by_index.get(i, ())],
             redis_user="gateway")
         wait_for_port(self.gateway_ports[i], gw, what=f"gateway {i + 1}")
         return gw
 
     def admin(self, *args):
         out = subprocess.run([self._bin("xc-admin"), f"--redis={self.redis_address}",
-                              f"--roster=127.0.0.1:{self.roster_port}", *args],
+                              f"--roster=127.0.0.1:{self.roster_port}", *self.grpc_tls_flags,
+                              *args],
                              capture_output=True, text=True, timeout=30,
                              env=self.redis_env("admin"))
         if out.returncode != 0:
@@ -200,7 +232,8 @@ class LocalCluster:
     def admin_status(self, *args):
         """Runs xc-admin; returns (exit status, stdout) without raising."""
         out = subprocess.run([self._bin("xc-admin"), f"--redis={self.redis_address}",
-                              f"--roster=127.0.0.1:{self.roster_port}", *args],
+                              f"--roster=127.0.0.1:{self.roster_port}", *self.grpc_tls_flags,
+                              *args],
                              capture_output=True, text=True, timeout=60,
                              env=self.redis_env("admin"))
         return out.returncode, out.stdout + out.stderr
