@@ -12,6 +12,7 @@
 #include "services/roster/roster_grpc_service.h"
 #include "services/roster/roster_processor.h"
 #include "services/roster/roster_store_redis.h"
+#include "services/roster/waiting_census.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7101", "gRPC listen address");
 ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "Redis address host:port");
@@ -19,6 +20,9 @@ ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9101", "admin HTTP: /metrics /li
 ABSL_FLAG(std::string, router, "127.0.0.1:7102", "presence router gRPC target");
 ABSL_FLAG(int, max_roster_items, 2000, "roster size limit per user");
 ABSL_FLAG(int, max_pending_requests, 500, "stored subscription requests per user");
+ABSL_FLAG(absl::Duration, waiting_census_interval, absl::Seconds(60),
+          "how often to count the cluster's waiting subscription requests for the "
+          "xc_roster_waiting_requests gauge (a SCAN of the keyspace); 0 turns it off");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -36,6 +40,11 @@ int main(int argc, char** argv) {
       xc::NewServiceChannel(absl::GetFlag(FLAGS_router)));
   xc::RosterConsistency consistency(store.get(), &processor);
   xc::RosterGrpcService service(&processor, &consistency, router.get(), (*runtime)->registry());
+  std::unique_ptr<xc::WaitingCensus> census;
+  if (absl::GetFlag(FLAGS_waiting_census_interval) > absl::ZeroDuration()) {
+    census = std::make_unique<xc::WaitingCensus>(redis, (*runtime)->registry(),
+                                                 absl::GetFlag(FLAGS_waiting_census_interval));
+  }
 
   absl::StatusOr<std::unique_ptr<grpc::Server>> server =
       (*runtime)->StartServer(absl::GetFlag(FLAGS_listen), {&service});
@@ -43,6 +52,7 @@ int main(int argc, char** argv) {
   XC_LOG(INFO) << "roster service listening on " << absl::GetFlag(FLAGS_listen);
   xc::WaitForShutdown();
   (*runtime)->Drain(server->get());
+  census.reset();
   XC_LOG(INFO) << "roster service stopped";
   return 0;
 }

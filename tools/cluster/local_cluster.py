@@ -184,7 +184,9 @@ class LocalCluster:
         roster = self._spawn("roster", [
             self._bin("roster_service"), f"--listen=127.0.0.1:{self.roster_port}",
             f"--redis={self.redis_address}", f"--router=127.0.0.1:{self.router_port}",
-            f"--admin_listen=127.0.0.1:{self.admin_ports['roster']}", *self.grpc_tls_flags],
+            f"--admin_listen=127.0.0.1:{self.admin_ports['roster']}",
+            # A small local keyspace: count waiting requests often (the gauge's census).
+            "--waiting_census_interval=1s", *self.grpc_tls_flags],
             redis_user="roster")
         router = self._spawn("router", [
             self._bin("presence_router"), f"--listen=127.0.0.1:{self.router_port}",

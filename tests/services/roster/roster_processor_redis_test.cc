@@ -15,6 +15,7 @@
 #include "services/roster/roster_consistency.h"
 #include "services/roster/roster_processor.h"
 #include "services/roster/roster_store_redis.h"
+#include "services/roster/waiting_census.h"
 #include "tests/support/redis_server.h"
 
 namespace xc {
@@ -621,6 +622,38 @@ TEST_F(RosterProcessorRedisTest, ContactsWithoutAccountsAreNotPaired) {
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->contacts_checked, 0);
   EXPECT_TRUE(report->findings.empty());
+}
+
+TEST_F(RosterProcessorRedisTest, CensusCountsEveryWaitingRequestAcrossScanPages) {
+  absl::StatusOr<int64_t> none = CountWaitingRequests(*redis_, 2);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(*none, 0);
+  // A request stored by the state machine (N -> N+I on the contact's side)...
+  Subscription("u@d", "c@d", SubscriptionVerb::kSubscribe);
+  // ...and more spread over users and pages; other keys of the same users are not counted.
+  for (int i = 0; i < 7; ++i) {
+    std::string user = absl::StrCat("w", i, "@d");
+    for (int j = 0; j <= i % 3; ++j) {
+      ASSERT_TRUE(redis_->Command({"HSET", keys::Pending(user), absl::StrCat("x", j, "@d"),
+                                   "<presence type='subscribe'/>"}).ok());
+    }
+    ASSERT_TRUE(redis_->Command({"HSET", keys::Roster(user), "x0@d", "r"}).ok());
+  }
+  absl::StatusOr<int64_t> count = CountWaitingRequests(*redis_, 2);
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(*count, 1 + (1 + 2 + 3 + 1 + 2 + 3 + 1));
+
+  metrics::Registry registry;
+  {
+    WaitingCensus census(redis_.get(), &registry, absl::Milliseconds(20));
+    for (int i = 0; i < 200 && registry.Serialize().find("xc_roster_waiting_requests 14") ==
+                                   std::string::npos;
+         ++i) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+  EXPECT_NE(registry.Serialize().find("xc_roster_waiting_requests 14\n"), std::string::npos)
+      << registry.Serialize();
 }
 
 }  // namespace
