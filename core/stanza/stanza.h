@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -16,6 +17,17 @@ StanzaKind KindOf(const XmlElement& element);
 const char* StanzaKindName(StanzaKind kind);
 
 bool IsErrorStanza(const XmlElement& stanza);
+
+// Metric labels for a stanza's type attribute: a fixed set per kind (RFC 6120 §8.2.3, RFC 6121
+// §4.7.1, §5.2.2), "available" / "normal" when absent, "invalid" for anything else, so input
+// never becomes a label value. StanzaTypeIndex() < kMaxStanzaTypes indexes StanzaTypeNames().
+constexpr int kMaxStanzaTypes = 9;
+int StanzaTypeIndex(StanzaKind kind, absl::string_view type);
+const std::vector<const char*>& StanzaTypeNames(StanzaKind kind);
+
+// The kind and type attribute of a serialized stanza, read from its start tag only (for
+// counting what is written without parsing it). Unknown shapes give kUnknown.
+void PeekStanza(absl::string_view xml, StanzaKind* kind, absl::string_view* type);
 
 enum class IqType { kGet, kSet, kResult, kError };
 std::optional<IqType> ParseIqType(absl::string_view type);

@@ -747,7 +747,7 @@ void ClientSession::AuthSucceeded(const Jid& user, const std::string& success_pa
 }
 
 void ClientSession::HandleStanza(XmlElement stanza) {
-  ctx_->metrics->stanzas_in->Add({{"kind", StanzaKindName(KindOf(stanza))}}).Increment();
+  ctx_->metrics->stanzas_in.Count(KindOf(stanza), stanza.Attribute("type"));
   switch (KindOf(stanza)) {
     case StanzaKind::kIq:
       return HandleIq(std::move(stanza));
@@ -1069,7 +1069,10 @@ void ClientSession::RouteToRouter(XmlElement stanza) {
 
 void ClientSession::Deliver(const std::string& xml, bool address_to_session) {
   if (closed_ || !bound_) return;
-  ctx_->metrics->stanzas_out->Increment();
+  StanzaKind kind;
+  absl::string_view type;
+  PeekStanza(xml, &kind, &type);
+  ctx_->metrics->stanzas_out.Count(kind, type);
   Write(address_to_session ? InsertTo(xml, full_jid_) : xml);
 }
 

@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "core/base/log.h"
 #include "core/metrics/metrics.h"
+#include "core/stanza/stanza.h"
 #include "core/store/account_store.h"
 #include "core/xml/xml_stream_parser.h"
 #include "proto/xmpp/presence/v1/presence.grpc.pb.h"
@@ -51,6 +52,29 @@ class SessionRegistry {
   std::unordered_map<std::string, std::weak_ptr<ClientSession>> sessions_;
 };
 
+// Stanza counters by kind and type, resolved once: counting a stanza costs an index, not a
+// label lookup.
+class StanzaCounters {
+ public:
+  StanzaCounters(metrics::Registry* r, const std::string& name, const std::string& help) {
+    metrics::Family<metrics::Counter>& family = r->AddCounter(name, help);
+    for (StanzaKind kind : {StanzaKind::kUnknown, StanzaKind::kMessage, StanzaKind::kPresence,
+                            StanzaKind::kIq}) {
+      const std::vector<const char*>& types = StanzaTypeNames(kind);
+      for (size_t t = 0; t < types.size(); ++t) {
+        table_[static_cast<int>(kind)][t] =
+            &family.Add({{"kind", StanzaKindName(kind)}, {"type", types[t]}});
+      }
+    }
+  }
+  void Count(StanzaKind kind, absl::string_view type) {
+    table_[static_cast<int>(kind)][StanzaTypeIndex(kind, type)]->Increment();
+  }
+
+ private:
+  metrics::Counter* table_[4][kMaxStanzaTypes] = {};
+};
+
 // What every session of one gateway shares. Owned by GatewayServer; outlives its sessions.
 // The gateway's metrics (no JID, resource or address ever becomes a label).
 struct GatewayMetrics {
@@ -58,9 +82,9 @@ struct GatewayMetrics {
       : sessions(&r->AddGauge("xc_gateway_sessions", "Bound client sessions.").Add({})),
         connections(&r->AddGauge("xc_gateway_connections", "Open client connections.").Add({})),
         logins(&r->AddCounter("xc_gateway_logins_total", "SASL outcomes, by result.")),
-        stanzas_in(&r->AddCounter("xc_gateway_stanzas_in_total", "Stanzas from clients, by kind.")),
-        stanzas_out(&r->AddCounter("xc_gateway_stanzas_out_total",
-                                   "Stanzas routed to clients through Deliver.").Add({})),
+        stanzas_in(r, "xc_gateway_stanzas_in_total", "Stanzas from clients, by kind and type."),
+        stanzas_out(r, "xc_gateway_stanzas_out_total",
+                    "Stanzas routed to clients through Deliver, by kind and type."),
         stream_errors(&r->AddCounter("xc_gateway_stream_errors_total",
                                      "Streams closed with a stream error, by condition.")),
         backend_seconds(&r->AddHistogram("xc_gateway_backend_seconds",
@@ -68,8 +92,8 @@ struct GatewayMetrics {
   metrics::Gauge* sessions;
   metrics::Gauge* connections;
   metrics::Family<metrics::Counter>* logins;
-  metrics::Family<metrics::Counter>* stanzas_in;
-  metrics::Counter* stanzas_out;
+  StanzaCounters stanzas_in;
+  StanzaCounters stanzas_out;
   metrics::Family<metrics::Counter>* stream_errors;
   metrics::Family<metrics::Histogram>* backend_seconds;
 };

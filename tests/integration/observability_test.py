@@ -29,6 +29,8 @@ def scrape(port, path="/metrics"):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+    except (urllib.error.URLError, ConnectionError):
+        return 0, ""
 
 
 def value(text, name, **labels):
@@ -80,7 +82,16 @@ class ObservabilityTest(ClusterTestCase):
         _, router = scrape(ports["router"])
         self.assertEqual(value(gw1, "xc_gateway_sessions"), 1)
         self.assertGreaterEqual(value(gw1, "xc_gateway_logins_total", result="success"), 1)
-        self.assertGreaterEqual(value(gw1, "xc_gateway_stanzas_in_total", kind="presence"), 2)
+        self.assertEqual(value(gw1, "xc_gateway_stanzas_in_total", kind="presence",
+                               type="subscribe"), 1)
+        self.assertGreaterEqual(value(gw1, "xc_gateway_stanzas_in_total", kind="presence",
+                                      type="available"), 1)
+        self.assertGreaterEqual(value(gw1, "xc_gateway_stanzas_in_total", kind="iq", type="get"), 1)
+        _, gw2 = scrape(ports["gateway2"])
+        self.assertEqual(value(gw2, "xc_gateway_stanzas_out_total", kind="presence",
+                               type="subscribe"), 1)
+        self.assertEqual(value(gw2, "xc_gateway_stanzas_in_total", kind="presence",
+                               type="subscribed"), 1)
         self.assertIsNotNone(value(gw1, "xc_gateway_backend_seconds_count", method="HandleSubscription"))
         self.assertEqual(value(roster, "xc_roster_requests_total", type="subscribe"), 1)
         self.assertEqual(value(roster, "xc_roster_requests_total", type="subscribed"), 1)
@@ -197,6 +208,11 @@ class PrometheusTest(ClusterTestCase):
             stdout=cls.prom_log, stderr=subprocess.STDOUT)
         try:
             wait_for_port(cls.prom_port, cls.prometheus, what="prometheus")
+            deadline = time.monotonic() + 30
+            while scrape(cls.prom_port, "/-/ready")[0] != 200:  # 503 while the TSDB opens
+                if time.monotonic() > deadline:
+                    raise RuntimeError("prometheus did not become ready")
+                time.sleep(0.2)
         except Exception:
             cls.tearDownClass()
             raise

@@ -183,5 +183,51 @@ TEST(RosterTest, SerializesLikeTheRfcExamples) {
   EXPECT_EQ(SerializeXml(SerializeRosterQuery(empty)), "<query xmlns='jabber:iq:roster' ver='1'/>");
 }
 
+TEST(StanzaLabelsTest, TypesMapToAFixedSetPerKind) {
+  auto name = [](StanzaKind kind, absl::string_view type) {
+    return std::string(StanzaTypeNames(kind)[StanzaTypeIndex(kind, type)]);
+  };
+  EXPECT_EQ(name(StanzaKind::kPresence, ""), "available");
+  EXPECT_EQ(name(StanzaKind::kPresence, "available"), "invalid");  // not a valid type value
+  EXPECT_EQ(name(StanzaKind::kPresence, "subscribed"), "subscribed");
+  EXPECT_EQ(name(StanzaKind::kPresence, "probe"), "probe");
+  EXPECT_EQ(name(StanzaKind::kPresence, "alice@example.com"), "invalid");
+  EXPECT_EQ(name(StanzaKind::kMessage, ""), "normal");
+  EXPECT_EQ(name(StanzaKind::kMessage, "normal"), "normal");
+  EXPECT_EQ(name(StanzaKind::kMessage, "chat"), "chat");
+  EXPECT_EQ(name(StanzaKind::kIq, ""), "invalid");
+  EXPECT_EQ(name(StanzaKind::kIq, "get"), "get");
+  EXPECT_EQ(name(StanzaKind::kIq, "result"), "result");
+  EXPECT_EQ(name(StanzaKind::kUnknown, "x"), "none");
+  for (StanzaKind k : {StanzaKind::kPresence, StanzaKind::kMessage, StanzaKind::kIq}) {
+    EXPECT_LE(StanzaTypeNames(k).size(), static_cast<size_t>(kMaxStanzaTypes));
+  }
+}
+
+TEST(StanzaLabelsTest, PeekReadsKindAndTypeFromTheStartTag) {
+  StanzaKind kind;
+  absl::string_view type;
+  PeekStanza("<presence from='a@b/c' type='subscribe' to='d@e'><status>x type='y'</status>",
+             &kind, &type);
+  EXPECT_EQ(kind, StanzaKind::kPresence);
+  EXPECT_EQ(type, "subscribe");
+  PeekStanza("<presence from='a@b/c'><show>away</show></presence>", &kind, &type);
+  EXPECT_EQ(kind, StanzaKind::kPresence);
+  EXPECT_EQ(type, "");
+  PeekStanza("<iq xmlns:x='u' x:type='a' type=\"set\" id='1'/>", &kind, &type);
+  EXPECT_EQ(kind, StanzaKind::kIq);
+  EXPECT_EQ(type, "set");
+  PeekStanza("<message mytype='x' to='a@b'/>", &kind, &type);
+  EXPECT_EQ(kind, StanzaKind::kMessage);
+  EXPECT_EQ(type, "");
+  PeekStanza("<stream:error/>", &kind, &type);
+  EXPECT_EQ(kind, StanzaKind::kUnknown);
+  PeekStanza("<iq type='", &kind, &type);
+  EXPECT_EQ(kind, StanzaKind::kIq);
+  EXPECT_EQ(type, "");
+  PeekStanza("", &kind, &type);
+  EXPECT_EQ(kind, StanzaKind::kUnknown);
+}
+
 }  // namespace
 }  // namespace xc
