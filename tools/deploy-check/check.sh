@@ -40,7 +40,7 @@ done
 step "validator rejects broken manifests"
 node "$here/validate.mjs" "$here/testdata/broken.yaml" >"$work/broken.out" 2>&1
 rc=$?
-cat "$work/broken.out"
+sed "s/^/  expected: /" "$work/broken.out"
 [ "$rc" -eq 1 ] || fail "validate.mjs accepted testdata/broken.yaml (exit $rc)"
 for expected in "containerPort must be integer" "Service/orphan: selector matches no workload" \
     "scales Deployment/missing, which is not rendered" "ServiceMonitor/wrong-port: selects no Service" \
