@@ -41,6 +41,11 @@ void ServiceRuntime::Configure(grpc::ServerBuilder* builder) {
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
   creators.push_back(metrics::NewGrpcServerMetrics(&registry_));
   builder->experimental().SetInterceptorCreators(std::move(creators));
+  // Clients balance round_robin over the addresses of a headless Service and re-resolve only
+  // when a connection ends: closing connections after a few minutes (GOAWAY, calls in flight
+  // finish) makes them discover pods added since, so new replicas take load.
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30 * 1000);
 }
 
 void ServiceRuntime::SetServing(grpc::Server* server, bool serving) {
