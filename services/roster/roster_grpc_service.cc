@@ -24,6 +24,11 @@ RosterGrpcService::RosterGrpcService(RosterProcessor* processor, RosterConsisten
                               ->AddCounter("xc_roster_dispatch_failures_total",
                                            "Dispatch calls that failed after retries.")
                               .Add({})),
+      flow_retries_(&registry
+                         ->AddCounter("xc_roster_flow_retries_total",
+                                      "Flows run again after a transient failure (Redis "
+                                      "unreachable or timing out).")
+                         .Add({})),
       repairs_(&registry->AddCounter(
           "xc_roster_consistency_findings_total",
           "Disagreements between the two sides of a subscription found by CheckRoster, by "
@@ -94,10 +99,11 @@ bool Transient(const absl::Status& s) {
 // interrupted between its two per-user steps (an approval stored on one side only) is found and
 // healed by CheckRoster (RosterConsistency, `xc-admin roster check --repair`).
 template <typename Flow>
-absl::Status WithRetries(Flow flow) {
+absl::Status WithRetries(Flow flow, metrics::Counter* retries) {
   absl::Status s;
   absl::Duration backoff = absl::Milliseconds(50);
   for (int attempt = 0; attempt < 4; ++attempt) {
+    if (attempt > 0) retries->Increment();
     s = flow();
     if (!Transient(s)) return s;
     absl::SleepFor(backoff);
@@ -117,7 +123,7 @@ grpc::Status RosterGrpcService::Run(const std::function<absl::StatusOr<RosterOut
     if (!out.ok()) return out.status();
     output = *std::move(out);
     return absl::OkStatus();
-  });
+  }, flow_retries_);
   if (status.ok()) status = DispatchEffects(output);
   if (!status.ok()) return ToGrpcStatus(status);
   Record(output);
@@ -162,7 +168,7 @@ grpc::Status RosterGrpcService::CheckRoster(grpc::ServerContext*,
     if (!r.ok()) return r.status();
     report = *std::move(r);
     return absl::OkStatus();
-  });
+  }, flow_retries_);
   if (status.ok()) status = DispatchEffects(report.output);
   if (!status.ok()) return ToGrpcStatus(status);
   Record(report.output);

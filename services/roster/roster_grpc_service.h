@@ -42,6 +42,7 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Service 
   metrics::Family<metrics::Counter>* effects_;
   metrics::Histogram* dispatch_seconds_;
   metrics::Counter* dispatch_failures_;
+  metrics::Counter* flow_retries_;
   metrics::Family<metrics::Counter>* repairs_;
   metrics::Family<metrics::Counter>* transitions_;
   metrics::Counter* requests_stored_;
