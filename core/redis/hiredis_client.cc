@@ -88,12 +88,24 @@ class HiredisClient final : public RedisClient {
   }
 
   absl::StatusOr<std::vector<RedisReply>> Pipeline(const std::vector<RedisArgv>& commands) override {
+    absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> each = PipelineEach(commands);
+    if (!each.ok()) return each.status();
+    std::vector<RedisReply> out;
+    out.reserve(each->size());
+    for (absl::StatusOr<RedisReply>& r : *each) {
+      if (!r.ok()) return r.status();
+      out.push_back(*std::move(r));
+    }
+    return out;
+  }
+
+  absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> PipelineEach(
+      const std::vector<RedisArgv>& commands) override {
     absl::StatusOr<redisContext*> ctx = Acquire();
     if (!ctx.ok()) return ctx.status();
     for (const RedisArgv& argv : commands) AppendArgv(*ctx, argv);
-    std::vector<RedisReply> out;
+    std::vector<absl::StatusOr<RedisReply>> out;
     out.reserve(commands.size());
-    absl::Status first_error;
     for (size_t i = 0; i < commands.size(); ++i) {
       void* raw = nullptr;
       if (redisGetReply(*ctx, &raw) != REDIS_OK || raw == nullptr) {
@@ -102,17 +114,10 @@ class HiredisClient final : public RedisClient {
         return s;
       }
       redisReply* r = static_cast<redisReply*>(raw);
-      absl::StatusOr<RedisReply> converted = Convert(r);
+      out.push_back(Convert(r));
       freeReplyObject(r);
-      if (!converted.ok()) {
-        if (first_error.ok()) first_error = converted.status();
-        out.emplace_back();
-      } else {
-        out.push_back(*std::move(converted));
-      }
     }
     Release(*ctx);
-    if (!first_error.ok()) return first_error;
     return out;
   }
 

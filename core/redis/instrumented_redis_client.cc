@@ -35,4 +35,15 @@ absl::StatusOr<std::vector<RedisReply>> InstrumentedRedisClient::Pipeline(
   return r;
 }
 
+absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> InstrumentedRedisClient::PipelineEach(
+    const std::vector<RedisArgv>& commands) {
+  metrics::ScopedTimer timer(seconds_);
+  absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> r = inner_->PipelineEach(commands);
+  Count(r.status());
+  if (r.ok()) {
+    for (const absl::StatusOr<RedisReply>& each : *r) Count(each.status());
+  }
+  return r;
+}
+
 }  // namespace xc

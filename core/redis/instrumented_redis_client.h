@@ -15,6 +15,10 @@ class InstrumentedRedisClient final : public RedisClient {
                           const std::string& prefix);
   absl::StatusOr<RedisReply> Command(const RedisArgv& argv) override;
   absl::StatusOr<std::vector<RedisReply>> Pipeline(const std::vector<RedisArgv>& commands) override;
+  absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> PipelineEach(
+      const std::vector<RedisArgv>& commands) override;
+  // The wrapped client's shards (keyspace walks are not timed).
+  std::vector<RedisClient*> Shards() override { return inner_->Shards(); }
 
  private:
   void Count(const absl::Status& status);

@@ -32,6 +32,18 @@ absl::StatusOr<RedisReply> RedisScript::Run(RedisClient& client,
   return client.Command(argv);
 }
 
+absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> RedisClient::PipelineEach(
+    const std::vector<RedisArgv>& commands) {
+  std::vector<absl::StatusOr<RedisReply>> out;
+  out.reserve(commands.size());
+  for (const RedisArgv& argv : commands) {
+    absl::StatusOr<RedisReply> r = Command(argv);
+    if (absl::IsUnavailable(r.status()) || absl::IsDeadlineExceeded(r.status())) return r.status();
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 std::string UserTag(absl::string_view bare_jid) { return absl::StrCat("{", bare_jid, "}"); }
 
 }  // namespace xc

@@ -36,15 +36,24 @@ struct RedisReply {
 
 using RedisArgv = std::vector<std::string>;
 
-// A connection to Redis (standalone; Redis Cluster routing arrives behind the same interface).
-// Thread-safe. Transport failures map to Unavailable, timeouts to DeadlineExceeded, error
-// replies to Internal (FailedPrecondition for NOSCRIPT).
+// A connection to Redis: a standalone server (NewHiredisClient) or a Redis Cluster
+// (NewRedisClusterClient), behind one interface. Thread-safe. Transport failures map to
+// Unavailable, timeouts to DeadlineExceeded, error replies to Internal (FailedPrecondition for
+// NOSCRIPT).
 class RedisClient {
  public:
   virtual ~RedisClient() = default;
   virtual absl::StatusOr<RedisReply> Command(const RedisArgv& argv) = 0;
-  // Sends all commands in one round trip; replies in order. The first error reply fails all.
+  // Sends all commands in one round trip (one per node on a cluster); replies in order. The
+  // first error reply fails all.
   virtual absl::StatusOr<std::vector<RedisReply>> Pipeline(const std::vector<RedisArgv>& commands) = 0;
+  // Like Pipeline, but an error reply fails only its own command; a transport failure fails
+  // the call. The default runs the commands one by one.
+  virtual absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> PipelineEach(
+      const std::vector<RedisArgv>& commands);
+  // One client per shard, for commands that walk the keyspace (SCAN): this client itself on a
+  // standalone server, one per master on a cluster. Owned by this client.
+  virtual std::vector<RedisClient*> Shards() { return {this}; }
 };
 
 // A Lua script run by EVALSHA, falling back to EVAL when the server does not know it (after a

@@ -4,15 +4,19 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "core/base/log.h"
 #include "core/redis/hiredis_client.h"
+#include "core/redis/redis_cluster_client.h"
 
 namespace xc::testing {
 namespace {
@@ -29,7 +33,137 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
+// A port whose cluster bus port (+10000) is free too.
+int FreeClusterPort() {
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    int port = FreePort();
+    if (port + 10000 > 65535) continue;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port + 10000));
+    bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    if (free) return port;
+  }
+  XC_LOG(FATAL) << "no free port pair for a cluster node";
+  return 0;
+}
+
+int RunQuiet(const std::vector<std::string>& argv) {
+  pid_t pid = fork();
+  XC_CHECK(pid >= 0) << "fork";
+  if (pid == 0) {
+    freopen("/dev/null", "w", stdout);
+    freopen("/dev/null", "w", stderr);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 }  // namespace
+
+RedisCluster::RedisCluster(int masters) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string templ = std::string(tmp ? tmp : "/tmp") + "/rclusterXXXXXX";
+  dir_ = mkdtemp(templ.data()) ? templ : "/tmp";
+  for (int i = 0; i < masters; ++i) {
+    int port = FreeClusterPort();
+    ports_.push_back(port);
+    std::string node_dir = dir_ + "/" + std::to_string(port);
+    XC_CHECK(mkdir(node_dir.c_str(), 0700) == 0) << node_dir;
+    pid_t pid = fork();
+    XC_CHECK(pid >= 0) << "fork";
+    if (pid == 0) {
+      std::string p = std::to_string(port);
+      freopen("/dev/null", "w", stdout);
+      execl("/usr/bin/redis-server", "redis-server", "--port", p.c_str(), "--bind", "127.0.0.1",
+            "--cluster-enabled", "yes", "--cluster-node-timeout", "2000",
+            "--cluster-require-full-coverage", "no", "--save", "",
+            "--appendonly", "no", "--dir", node_dir.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    pids_.push_back(pid);
+  }
+  for (int i = 0; i < masters; ++i) {
+    std::unique_ptr<RedisClient> c = NodeClient(i);
+    int tries = 0;
+    while (!c->Command({"PING"}).ok()) {
+      XC_CHECK(++tries < 200) << "cluster node on " << ports_[i] << " did not start";
+      absl::SleepFor(absl::Milliseconds(25));
+    }
+  }
+  std::vector<std::string> create = {"/usr/bin/redis-cli", "--cluster", "create"};
+  for (int port : ports_) create.push_back("127.0.0.1:" + std::to_string(port));
+  create.insert(create.end(), {"--cluster-replicas", "0", "--cluster-yes"});
+  XC_CHECK(RunQuiet(create) == 0) << "redis-cli --cluster create failed";
+  for (int i = 0; i < masters; ++i) {
+    std::unique_ptr<RedisClient> c = NodeClient(i);
+    for (int tries = 0;; ++tries) {
+      absl::StatusOr<RedisReply> info = c->Command({"CLUSTER", "INFO"});
+      if (info.ok() && info->str.find("cluster_state:ok") != std::string::npos) break;
+      XC_CHECK(tries < 400) << "cluster did not converge";
+      absl::SleepFor(absl::Milliseconds(25));
+    }
+  }
+}
+
+RedisCluster::~RedisCluster() {
+  for (int i = 0; i < size(); ++i) Kill(i);
+}
+
+std::string RedisCluster::address() const {
+  std::string out = "cluster://";
+  for (size_t i = 0; i < ports_.size(); ++i) {
+    if (i > 0) out += ",";
+    out += "127.0.0.1:" + std::to_string(ports_[i]);
+  }
+  return out;
+}
+
+std::unique_ptr<RedisClient> RedisCluster::NewClient() const {
+  absl::StatusOr<std::unique_ptr<RedisClient>> c = ConnectRedis(address());
+  XC_CHECK(c.ok()) << c.status();
+  return *std::move(c);
+}
+
+std::unique_ptr<RedisClient> RedisCluster::NodeClient(int i) const {
+  RedisConnectionOptions options;
+  options.port = ports_[i];
+  return NewHiredisClient(options);
+}
+
+std::string RedisCluster::NodeId(int i) const {
+  absl::StatusOr<RedisReply> id = NodeClient(i)->Command({"CLUSTER", "MYID"});
+  XC_CHECK(id.ok()) << id.status();
+  return id->str;
+}
+
+bool RedisCluster::Reshard(int from, int to, int slots) const {
+  return RunQuiet({"/usr/bin/redis-cli", "--cluster", "reshard",
+                   "127.0.0.1:" + std::to_string(ports_[from]), "--cluster-from", NodeId(from),
+                   "--cluster-to", NodeId(to), "--cluster-slots", std::to_string(slots),
+                   "--cluster-yes", "--cluster-pipeline", "20"}) == 0;
+}
+
+void RedisCluster::Kill(int i) {
+  if (pids_[i] > 0) {
+    kill(pids_[i], SIGKILL);
+    waitpid(pids_[i], nullptr, 0);
+    pids_[i] = -1;
+  }
+}
+
+void RedisCluster::FlushAll() {
+  for (int i = 0; i < size(); ++i) XC_CHECK(NodeClient(i)->Command({"FLUSHALL"}).ok());
+}
 
 RedisServer::RedisServer() {
   port_ = FreePort();

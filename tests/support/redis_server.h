@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/redis/redis_client.h"
 
@@ -22,6 +23,32 @@ class RedisServer {
  private:
   pid_t pid_ = -1;
   int port_ = 0;
+  std::string dir_;
+};
+
+// A real Redis Cluster of `masters` redis-server processes on loopback (no replicas), created
+// with `redis-cli --cluster create`; killed on destruction.
+class RedisCluster {
+ public:
+  explicit RedisCluster(int masters = 3);
+  ~RedisCluster();
+  // "cluster://127.0.0.1:P1,127.0.0.1:P2,..." for ConnectRedis.
+  std::string address() const;
+  int port(int i) const { return ports_[i]; }
+  int size() const { return static_cast<int>(ports_.size()); }
+  std::unique_ptr<RedisClient> NewClient() const;
+  // A plain connection to node i (no redirects followed).
+  std::unique_ptr<RedisClient> NodeClient(int i) const;
+  std::string NodeId(int i) const;
+  // Moves `slots` slots with their keys from node `from` to node `to` (redis-cli --cluster
+  // reshard); blocks until done. Returns false when redis-cli failed.
+  bool Reshard(int from, int to, int slots) const;
+  void FlushAll();
+  void Kill(int i);  // SIGKILL node i
+
+ private:
+  std::vector<pid_t> pids_;
+  std::vector<int> ports_;
   std::string dir_;
 };
 
