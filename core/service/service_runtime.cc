@@ -8,6 +8,7 @@
 #include "core/metrics/grpc_server_metrics.h"
 #include "core/redis/hiredis_client.h"
 #include "core/redis/instrumented_redis_client.h"
+#include "core/redis/redis_cluster_client.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 
@@ -17,13 +18,14 @@ absl::StatusOr<std::unique_ptr<ServiceRuntime>> ServiceRuntime::Create(
     const std::string& prefix, const std::string& redis_address,
     const std::string& admin_address) {
   std::unique_ptr<ServiceRuntime> rt(new ServiceRuntime());
-  absl::StatusOr<RedisConnectionOptions> options = ParseRedisAddress(redis_address);
-  if (!options.ok()) return options.status();
   // Redis ACL user and password (docs/deployment.md: one user per service).
-  if (const char* env = std::getenv("XC_REDIS_PASSWORD")) options->password = env;
-  if (const char* env = std::getenv("XC_REDIS_USER")) options->user = env;
-  rt->redis_ = std::make_unique<InstrumentedRedisClient>(NewHiredisClient(*options),
-                                                         &rt->registry_, prefix);
+  RedisConnectionOptions options;
+  if (const char* env = std::getenv("XC_REDIS_PASSWORD")) options.password = env;
+  if (const char* env = std::getenv("XC_REDIS_USER")) options.user = env;
+  // "host:port" (standalone) or "cluster://host:port,..." (Redis Cluster).
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis = ConnectRedis(redis_address, options);
+  if (!redis.ok()) return redis.status();
+  rt->redis_ = std::make_unique<InstrumentedRedisClient>(*std::move(redis), &rt->registry_, prefix);
   metrics::AddBuildInfo(&rt->registry_, prefix);
   if (!admin_address.empty()) {
     ServiceRuntime* raw = rt.get();

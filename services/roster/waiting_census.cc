@@ -8,8 +8,22 @@
 #include "core/base/log.h"
 
 namespace xc {
+namespace {
+absl::StatusOr<int64_t> CountOnShard(RedisClient& redis, int scan_batch);
+}  // namespace
 
 absl::StatusOr<int64_t> CountWaitingRequests(RedisClient& redis, int scan_batch) {
+  int64_t total = 0;
+  for (RedisClient* shard : redis.Shards()) {
+    absl::StatusOr<int64_t> count = CountOnShard(*shard, scan_batch);
+    if (!count.ok()) return count.status();
+    total += *count;
+  }
+  return total;
+}
+
+namespace {
+absl::StatusOr<int64_t> CountOnShard(RedisClient& redis, int scan_batch) {
   int64_t total = 0;
   std::string cursor = "0";
   do {
@@ -29,6 +43,7 @@ absl::StatusOr<int64_t> CountWaitingRequests(RedisClient& redis, int scan_batch)
   } while (cursor != "0");
   return total;
 }
+}  // namespace
 
 WaitingCensus::WaitingCensus(RedisClient* redis, metrics::Registry* registry, absl::Duration interval)
     : redis_(redis),

@@ -244,6 +244,7 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
     tls = False
     gateway_flags = ()
     grpc_tls = False
+    redis_cluster = 0  # N >= 3: run on a Redis Cluster of N masters
     domains = ("localhost",)
     users = ("alice", "bob", "carol", "dave")
 
@@ -253,7 +254,8 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
         state = tempfile.mkdtemp(prefix="cluster", dir=os.environ.get("TEST_TMPDIR"))
         cls.cluster = LocalCluster(runfiles_bin_dir(), state, cls.domains, cls.gateways,
                                    heartbeat_ttl_ms=2000, reap_interval_ms=300, tls=cls.tls,
-                                   gateway_flags=cls.gateway_flags, grpc_tls=cls.grpc_tls)
+                                   gateway_flags=cls.gateway_flags, grpc_tls=cls.grpc_tls,
+                                   redis_cluster=cls.redis_cluster)
         cls.configure_cluster(cls.cluster)
         try:
             cls.cluster.start()

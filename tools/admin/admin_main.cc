@@ -26,6 +26,7 @@
 #include "core/xml/xml_serializer.h"
 #include "proto/xmpp/roster/v1/roster.grpc.pb.h"
 #include "core/redis/hiredis_client.h"
+#include "core/redis/redis_cluster_client.h"
 #include "core/store/account_store.h"
 
 ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "Redis address host:port");
@@ -65,18 +66,19 @@ absl::StatusOr<xc::Jid> UserJid(const std::string& text) {
 }
 
 std::unique_ptr<xc::RedisClient> ConnectRedis(std::string* error) {
-  absl::StatusOr<xc::RedisConnectionOptions> options =
-      xc::ParseRedisAddress(absl::GetFlag(FLAGS_redis));
-  if (!options.ok()) {
-    *error = std::string(options.status().message());
+  xc::RedisConnectionOptions options;
+  options.password = absl::GetFlag(FLAGS_redis_password);
+  if (const char* env = std::getenv("XC_REDIS_PASSWORD"); env && options.password.empty()) {
+    options.password = env;
+  }
+  if (const char* env = std::getenv("XC_REDIS_USER")) options.user = env;
+  absl::StatusOr<std::unique_ptr<xc::RedisClient>> redis =
+      xc::ConnectRedis(absl::GetFlag(FLAGS_redis), options);
+  if (!redis.ok()) {
+    *error = std::string(redis.status().message());
     return nullptr;
   }
-  options->password = absl::GetFlag(FLAGS_redis_password);
-  if (const char* env = std::getenv("XC_REDIS_PASSWORD"); env && options->password.empty()) {
-    options->password = env;
-  }
-  if (const char* env = std::getenv("XC_REDIS_USER")) options->user = env;
-  return xc::NewHiredisClient(*options);
+  return *std::move(redis);
 }
 
 // roster check USER|DOMAIN: both sides of every subscription, through the roster service.

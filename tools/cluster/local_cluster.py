@@ -77,6 +77,21 @@ def make_internal_pki(state_dir, name="internal"):
     return [f"--grpc_tls_ca={ca}", f"--grpc_tls_cert={cert}", f"--grpc_tls_key={key}"]
 
 
+def free_cluster_port():
+    """A free port whose Redis Cluster bus port (+10000) is free too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
 def find_redis_server():
     for path in ("/usr/bin/redis-server", shutil.which("redis-server") or ""):
         if path and os.path.exists(path):
@@ -87,7 +102,8 @@ def find_redis_server():
 # Least-privilege Redis users, one per service: the keys each may touch (docs/storage.md has the
 # layout; `%R~` is read-only) and the commands (no admin or dangerous commands). The Bitnami values
 # in deploy/redis/values.yaml carry the same rules; every end-to-end test runs under them.
-REDIS_COMMANDS = "-@all +@read +@write +@scripting +@connection -@dangerous"
+# CLUSTER SLOTS: the cluster client's slot map (ASKING is in @connection).
+REDIS_COMMANDS = "-@all +@read +@write +@scripting +@connection -@dangerous +cluster|slots"
 REDIS_USERS = {
     "roster": "~{*}:roster ~{*}:rver ~{*}:rlog ~{*}:pending %R~{*}:account",
     "router": ("~{*}:sess ~{*}:pres ~{*}:lastoff %R~{*}:roster %R~{*}:pending "
@@ -121,7 +137,7 @@ class LocalCluster:
 
     def __init__(self, bin_dir, state_dir, domains=("localhost",), gateways=2, ports=None,
                  detach=False, heartbeat_ttl_ms=3000, reap_interval_ms=500, tls=False,
-                 gateway_flags=(), gateway_flags_by_index=None, grpc_tls=False):
+                 gateway_flags=(), gateway_flags_by_index=None, grpc_tls=False, redis_cluster=0):
         self.bin_dir = bin_dir
         self.state_dir = state_dir
         self.domains = list(domains)
@@ -134,10 +150,14 @@ class LocalCluster:
         self.gateway_flags = list(gateway_flags)
         self.grpc_tls = grpc_tls  # service-to-service gRPC over mutual TLS
         self.grpc_tls_flags = []
+        # 0: one standalone Redis; N >= 3: a Redis Cluster of N masters (issue 7).
+        self.redis_cluster = redis_cluster
         # Extra flags for one gateway (0-based index), e.g. a different --advertise address.
         self.gateway_flags_by_index = dict(gateway_flags_by_index or {})
         p = ports or {}
-        self.redis_port = p.get("redis") or free_port()
+        self.redis_port = p.get("redis") or (free_cluster_port() if redis_cluster else free_port())
+        self.redis_ports = [self.redis_port] + [free_cluster_port()
+                                                for _ in range(max(redis_cluster - 1, 0))]
         self.roster_port = p.get("roster") or free_port()
         self.router_port = p.get("router") or free_port()
         self.gateway_ports = p.get("gateways") or [free_port() for _ in range(gateways)]
@@ -168,19 +188,50 @@ class LocalCluster:
 
     @property
     def redis_address(self):
+        if self.redis_cluster:
+            return "cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.redis_ports)
         return f"127.0.0.1:{self.redis_port}"
+
+    def _start_redis(self):
+        acl = os.path.join(self.state_dir, "redis", "users.acl")
+        common = ["--bind", "127.0.0.1", "--appendonly", "yes", "--aclfile", acl, "--save", "",
+                  "--daemonize", "no", "--protected-mode", "yes"]
+        if not self.redis_cluster:
+            redis = self._spawn("redis", [
+                find_redis_server(), "--port", str(self.redis_port),
+                "--dir", os.path.join(self.state_dir, "redis"), *common])
+            wait_for_port(self.redis_port, redis, what="redis-server")
+            return
+        for i, port in enumerate(self.redis_ports):
+            node_dir = os.path.join(self.state_dir, "redis", f"node-{port}")
+            os.makedirs(node_dir, exist_ok=True)
+            node = self._spawn("redis" if i == 0 else f"redis{i + 1}", [
+                find_redis_server(), "--port", str(port), "--dir", node_dir,
+                "--cluster-enabled", "yes", "--cluster-node-timeout", "3000", *common])
+            wait_for_port(port, node, what=f"redis-server (cluster node {i + 1})")
+        auth = ["--no-auth-warning", "--user", "admin", "--pass", self.redis_passwords["admin"]]
+        marker = os.path.join(self.state_dir, "redis", "cluster-created")
+        if not os.path.exists(marker):
+            subprocess.run(["redis-cli", *auth, "--cluster", "create",
+                            *[f"127.0.0.1:{p}" for p in self.redis_ports],
+                            "--cluster-replicas", "0", "--cluster-yes"],
+                           capture_output=True, text=True, timeout=60, check=True)
+            open(marker, "w").close()
+        deadline = time.monotonic() + 30
+        for port in self.redis_ports:
+            while "cluster_state:ok" not in subprocess.run(
+                    ["redis-cli", "-p", str(port), *auth, "cluster", "info"],
+                    capture_output=True, text=True, timeout=10).stdout:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
+                time.sleep(0.1)
 
     def start(self):
         os.makedirs(os.path.join(self.state_dir, "redis"), exist_ok=True)
         self.redis_passwords = redis_acl(self.state_dir)
         if self.grpc_tls:
             self.grpc_tls_flags = make_internal_pki(self.state_dir)
-        redis = self._spawn("redis", [
-            find_redis_server(), "--bind", "127.0.0.1", "--port", str(self.redis_port),
-            "--dir", os.path.join(self.state_dir, "redis"), "--appendonly", "yes",
-            "--aclfile", os.path.join(self.state_dir, "redis", "users.acl"),
-            "--save", "", "--daemonize", "no", "--protected-mode", "yes"])
-        wait_for_port(self.redis_port, redis, what="redis-server")
+        self._start_redis()
         roster = self._spawn("roster", [
             self._bin("roster_service"), f"--listen=127.0.0.1:{self.roster_port}",
             f"--redis={self.redis_address}", f"--router=127.0.0.1:{self.router_port}",
@@ -241,7 +292,8 @@ class LocalCluster:
         return out.returncode, out.stdout + out.stderr
 
     def redis_cli(self, *args):
-        out = subprocess.run(["redis-cli", "-p", str(self.redis_port), "--no-auth-warning",
+        cluster = ["-c"] if self.redis_cluster else []  # follow MOVED
+        out = subprocess.run(["redis-cli", *cluster, "-p", str(self.redis_port), "--no-auth-warning",
                               "--user", "admin", "--pass", self.redis_passwords["admin"], *args],
                              capture_output=True, text=True, timeout=10, check=True)
         return out.stdout.strip()
@@ -269,7 +321,8 @@ class LocalCluster:
     def stop(self):
         # Gateways first (their drain talks to the router), then the services, then Redis;
         # the processes of one phase stop concurrently.
-        phases = [[n for n in self.procs if n.startswith("gateway")], ["roster", "router"], ["redis"]]
+        phases = [[n for n in self.procs if n.startswith("gateway")], ["roster", "router"],
+                  [n for n in self.procs if n.startswith("redis")]]
         for phase in phases:
             running = [self.procs[n] for n in phase if n in self.procs and self.procs[n].poll() is None]
             for proc in running:
@@ -296,7 +349,7 @@ def stop_from_state(state_dir):
     with open(path) as f:
         state = json.load(f)
     pids = state["pids"]
-    order = sorted(pids, key=lambda n: (not n.startswith("gateway"), n == "redis"))
+    order = sorted(pids, key=lambda n: (not n.startswith("gateway"), n.startswith("redis")))
     for name in order:
         pid = pids[name]
         try:
@@ -329,7 +382,12 @@ def main():
     parser.add_argument("--password", default="secret")
     parser.add_argument("--plaintext", action="store_true",
                         help="no TLS: SASL over plaintext (loopback development only)")
+    parser.add_argument("--redis-cluster", type=int, default=0, metavar="N",
+                        help="a Redis Cluster of N >= 3 masters (ports 6390, 6391, ...) "
+                             "instead of one Redis")
     args = parser.parse_args()
+    if args.redis_cluster and args.redis_cluster < 3:
+        sys.exit("--redis-cluster needs at least 3 masters")
     if args.command == "down":
         stop_from_state(args.state_dir)
         return
@@ -342,7 +400,10 @@ def main():
              "admin": {"roster": 9101, "router": 9102,
                        **{f"gateway{i + 1}": 9201 + i for i in range(args.gateways)}}}
     cluster = LocalCluster(args.bin_dir, args.state_dir, args.domains.split(","), args.gateways,
-                           ports=ports, detach=True, tls=not args.plaintext)
+                           ports=ports, detach=True, tls=not args.plaintext,
+                           redis_cluster=args.redis_cluster)
+    if args.redis_cluster:
+        cluster.redis_ports = [6390 + i for i in range(args.redis_cluster)]
     try:
         cluster.start()
     except Exception as e:  # leave nothing half-started behind
@@ -356,7 +417,7 @@ def main():
                 users.append(f"{name}@{domain}")
     print(f"""
 Local cluster is up (logs and data in {args.state_dir}):
-  redis            127.0.0.1:{cluster.redis_port}  (AOF on)
+  redis            {cluster.redis_address}  (AOF on)
   roster service   127.0.0.1:{cluster.roster_port}
   presence router  127.0.0.1:{cluster.router_port}""")
     for i, port in enumerate(cluster.gateway_ports):
