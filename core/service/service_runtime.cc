@@ -1,5 +1,6 @@
 #include "core/service/service_runtime.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <vector>
@@ -67,12 +68,41 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> ServiceRuntime::StartServer(
   if (server == nullptr || port == 0) {
     return absl::UnavailableError("cannot listen on " + address);
   }
-  SetServing(server.get(), true);
+  SetServing(server.get(), Ready());
+  absl::MutexLock lock(&mu_);
+  servers_.push_back(server.get());
+  if (!health_thread_.joinable()) {
+    health_thread_ = std::thread([this] { WatchHealth(absl::Seconds(1)); });
+  }
   return server;
+}
+
+void ServiceRuntime::WatchHealth(absl::Duration interval) {
+  absl::MutexLock lock(&mu_);
+  while (!stop_) {
+    if (mu_.AwaitWithTimeout(absl::Condition(&stop_), interval)) break;
+    mu_.Unlock();
+    const bool ready = Ready();  // a Redis round trip: outside the lock
+    mu_.Lock();
+    // Under the lock: a server Drain() removed is never touched again.
+    for (grpc::Server* server : servers_) SetServing(server, ready && !draining_);
+  }
+}
+
+ServiceRuntime::~ServiceRuntime() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  if (health_thread_.joinable()) health_thread_.join();
 }
 
 void ServiceRuntime::Drain(grpc::Server* server, absl::Duration grace) {
   StartDraining();
+  {
+    absl::MutexLock lock(&mu_);
+    servers_.erase(std::remove(servers_.begin(), servers_.end(), server), servers_.end());
+  }
   SetServing(server, false);
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));

@@ -3,8 +3,10 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 #include "absl/status/statusor.h"
@@ -29,6 +31,7 @@ class ServiceRuntime {
   void Configure(grpc::ServerBuilder* builder);
   // After the server started: health SERVING; on drain NOT_SERVING.
   void SetServing(grpc::Server* server, bool serving);
+  ~ServiceRuntime();
   bool Ready();
   void StartDraining() { draining_ = true; }
   // Builds and starts a gRPC server on `address` with `services` (plus metrics, health and
@@ -40,10 +43,17 @@ class ServiceRuntime {
 
  private:
   ServiceRuntime() = default;
+  // Every `interval`, gRPC health follows readiness: NOT_SERVING while Redis does not answer
+  // (load balancers and health checks route around the process), SERVING again once it does.
+  void WatchHealth(absl::Duration interval);
   metrics::Registry registry_;
   std::unique_ptr<RedisClient> redis_;
   std::unique_ptr<metrics::Exposer> exposer_;
   std::atomic<bool> draining_{false};
+  absl::Mutex mu_;
+  std::vector<grpc::Server*> servers_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread health_thread_;
 };
 
 }  // namespace xc

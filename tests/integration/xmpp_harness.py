@@ -245,6 +245,8 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
     gateway_flags = ()
     grpc_tls = False
     redis_cluster = 0  # N >= 3: run on a Redis Cluster of N masters
+    replicas = 1  # of the roster service and of the presence router
+    redis_flags = ()
     domains = ("localhost",)
     users = ("alice", "bob", "carol", "dave")
 
@@ -255,7 +257,8 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
         cls.cluster = LocalCluster(runfiles_bin_dir(), state, cls.domains, cls.gateways,
                                    heartbeat_ttl_ms=2000, reap_interval_ms=300, tls=cls.tls,
                                    gateway_flags=cls.gateway_flags, grpc_tls=cls.grpc_tls,
-                                   redis_cluster=cls.redis_cluster)
+                                   redis_cluster=cls.redis_cluster, replicas=cls.replicas,
+                                   redis_flags=cls.redis_flags)
         cls.configure_cluster(cls.cluster)
         try:
             cls.cluster.start()

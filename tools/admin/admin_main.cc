@@ -24,6 +24,7 @@
 #include "core/jid/jid.h"
 #include "core/xml/xml_fragment.h"
 #include "core/xml/xml_serializer.h"
+#include "proto/grpc/health/v1/health.grpc.pb.h"
 #include "proto/xmpp/roster/v1/roster.grpc.pb.h"
 #include "core/redis/hiredis_client.h"
 #include "core/redis/redis_cluster_client.h"
@@ -47,7 +48,8 @@ int Usage() {
                "       xc-admin [--roster host:port] roster list USER\n"
                "       xc-admin [--roster host:port] roster set USER CONTACT [NAME [GROUP...]]\n"
                "       xc-admin [--roster host:port] roster remove USER CONTACT\n"
-               "       xc-admin [--roster host:port] roster check USER|DOMAIN [--repair]\n");
+               "       xc-admin [--roster host:port] roster check USER|DOMAIN [--repair]\n"
+               "       xc-admin health HOST:PORT   (grpc.health.v1; exit 0 SERVING, 3 not)\n");
   return 2;
 }
 
@@ -184,8 +186,24 @@ int RosterCommand(const std::vector<char*>& args) {
   return 0;
 }
 
+// health HOST:PORT: the gRPC health status of a roster service or router (SERVING while it
+// can reach Redis and is not draining).
+int HealthCommand(const std::string& target) {
+  auto stub = grpc::health::v1::Health::NewStub(xc::NewServiceChannel(target));
+  grpc::ClientContext context;
+  xc::SetDeadline(&context, absl::Seconds(5));
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = stub->Check(&context, request, &response);
+  if (!status.ok()) return Fail(absl::StrCat("health ", target, ": ", status.error_message()));
+  std::printf("%s\n", grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())
+                          .c_str());
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 3;
+}
+
 int main(int argc, char** argv) {
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() == 3 && std::string(args[1]) == "health") return HealthCommand(args[2]);
   if (args.size() >= 3 && std::string(args[1]) == "roster") return RosterCommand(args);
   if (args.size() < 3 || std::string(args[1]) != "user") return Usage();
   const std::string verb = args[2];

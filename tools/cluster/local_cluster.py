@@ -77,6 +77,11 @@ def make_internal_pki(state_dir, name="internal"):
     return [f"--grpc_tls_ca={ca}", f"--grpc_tls_cert={cert}", f"--grpc_tls_key={key}"]
 
 
+def replica_name(service, i):
+    """roster, roster2, roster3, ... (the first keeps the plain name)."""
+    return service if i == 0 else f"{service}{i + 1}"
+
+
 def free_cluster_port():
     """A free port whose Redis Cluster bus port (+10000) is free too."""
     for _ in range(200):
@@ -123,7 +128,11 @@ def redis_acl(state_dir):
         with open(path, "w") as f:
             json.dump(passwords, f)
         os.chmod(path, 0o600)
-    lines = ["user default off"]
+    # The default user must keep every permission: Redis 7.0 replays the MULTI/EXEC blocks of
+    # scripts from the AOF as the default user and silently drops them when it is off or
+    # restricted (every roster write lost on restart; found by tests/integration/chaos_test.py).
+    # It is protected by the admin password instead.
+    lines = [f"user default on >{passwords['admin']} ~* &* +@all"]
     for user, keys in REDIS_USERS.items():
         lines.append(f"user {user} on >{passwords[user]} resetchannels {keys} {REDIS_COMMANDS}")
     lines.append(f"user admin on >{passwords['admin']} ~* &* +@all")
@@ -137,7 +146,8 @@ class LocalCluster:
 
     def __init__(self, bin_dir, state_dir, domains=("localhost",), gateways=2, ports=None,
                  detach=False, heartbeat_ttl_ms=3000, reap_interval_ms=500, tls=False,
-                 gateway_flags=(), gateway_flags_by_index=None, grpc_tls=False, redis_cluster=0):
+                 gateway_flags=(), gateway_flags_by_index=None, grpc_tls=False, redis_cluster=0,
+                 replicas=1, redis_flags=()):
         self.bin_dir = bin_dir
         self.state_dir = state_dir
         self.domains = list(domains)
@@ -152,6 +162,8 @@ class LocalCluster:
         self.grpc_tls_flags = []
         # 0: one standalone Redis; N >= 3: a Redis Cluster of N masters (issue 7).
         self.redis_cluster = redis_cluster
+        self.replicas = replicas  # of the roster service and of the presence router
+        self.redis_flags = list(redis_flags)
         # Extra flags for one gateway (0-based index), e.g. a different --advertise address.
         self.gateway_flags_by_index = dict(gateway_flags_by_index or {})
         p = ports or {}
@@ -160,12 +172,17 @@ class LocalCluster:
                                                 for _ in range(max(redis_cluster - 1, 0))]
         self.roster_port = p.get("roster") or free_port()
         self.router_port = p.get("router") or free_port()
+        self.roster_ports = [self.roster_port] + [free_port() for _ in range(replicas - 1)]
+        self.router_ports = [self.router_port] + [free_port() for _ in range(replicas - 1)]
         self.gateway_ports = p.get("gateways") or [free_port() for _ in range(gateways)]
         self.gateway_grpc_ports = p.get("gateway_grpc") or [free_port() for _ in range(gateways)]
         # Admin HTTP (/metrics /livez /readyz): roster, router, then one per gateway.
         self.admin_ports = p.get("admin") or {
             "roster": free_port(), "router": free_port(),
             **{f"gateway{i + 1}": free_port() for i in range(gateways)}}
+        for i in range(1, replicas):
+            self.admin_ports[f"roster{i + 1}"] = free_port()
+            self.admin_ports[f"router{i + 1}"] = free_port()
         self.procs = {}
 
     def _bin(self, name):
@@ -195,7 +212,7 @@ class LocalCluster:
     def _start_redis(self):
         acl = os.path.join(self.state_dir, "redis", "users.acl")
         common = ["--bind", "127.0.0.1", "--appendonly", "yes", "--aclfile", acl, "--save", "",
-                  "--daemonize", "no", "--protected-mode", "yes"]
+                  "--daemonize", "no", "--protected-mode", "yes", *self.redis_flags]
         if not self.redis_cluster:
             redis = self._spawn("redis", [
                 find_redis_server(), "--port", str(self.redis_port),
@@ -232,24 +249,57 @@ class LocalCluster:
         if self.grpc_tls:
             self.grpc_tls_flags = make_internal_pki(self.state_dir)
         self._start_redis()
-        roster = self._spawn("roster", [
-            self._bin("roster_service"), f"--listen=127.0.0.1:{self.roster_port}",
-            f"--redis={self.redis_address}", f"--router=127.0.0.1:{self.router_port}",
-            f"--admin_listen=127.0.0.1:{self.admin_ports['roster']}",
-            # A small local keyspace: count waiting requests often (the gauge's census).
-            "--waiting_census_interval=1s", *self.grpc_tls_flags],
-            redis_user="roster")
-        router = self._spawn("router", [
-            self._bin("presence_router"), f"--listen=127.0.0.1:{self.router_port}",
-            f"--redis={self.redis_address}", f"--reap_interval_ms={self.reap_interval_ms}",
-            f"--admin_listen=127.0.0.1:{self.admin_ports['router']}", *self.grpc_tls_flags],
-            redis_user="router")
-        wait_for_port(self.roster_port, roster, what="roster service")
-        wait_for_port(self.router_port, router, what="presence router")
+        for i in range(self.replicas):
+            self.start_roster(i, wait=False)
+            self.start_router(i, wait=False)
+        for i in range(self.replicas):
+            wait_for_port(self.roster_ports[i], self.procs[replica_name("roster", i)],
+                          what="roster service")
+            wait_for_port(self.router_ports[i], self.procs[replica_name("router", i)],
+                          what="presence router")
         for i in range(self.gateway_count):
             self.start_gateway(i)
         self._write_state()
         return self
+
+    @staticmethod
+    def _target(ports):
+        """A gRPC target over every replica (clients balance round_robin)."""
+        if len(ports) == 1:
+            return f"127.0.0.1:{ports[0]}"
+        return "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in ports)
+
+    @property
+    def roster_target(self):
+        return self._target(self.roster_ports)
+
+    @property
+    def router_target(self):
+        return self._target(self.router_ports)
+
+    def start_roster(self, i, wait=True):
+        name = replica_name("roster", i)
+        proc = self._spawn(name, [
+            self._bin("roster_service"), f"--listen=127.0.0.1:{self.roster_ports[i]}",
+            f"--redis={self.redis_address}", f"--router={self.router_target}",
+            f"--admin_listen=127.0.0.1:{self.admin_ports[name]}",
+            # A small local keyspace: count waiting requests often (the gauge's census).
+            "--waiting_census_interval=1s", *self.grpc_tls_flags],
+            redis_user="roster")
+        if wait:
+            wait_for_port(self.roster_ports[i], proc, what="roster service")
+        return proc
+
+    def start_router(self, i, wait=True):
+        name = replica_name("router", i)
+        proc = self._spawn(name, [
+            self._bin("presence_router"), f"--listen=127.0.0.1:{self.router_ports[i]}",
+            f"--redis={self.redis_address}", f"--reap_interval_ms={self.reap_interval_ms}",
+            f"--admin_listen=127.0.0.1:{self.admin_ports[name]}", *self.grpc_tls_flags],
+            redis_user="router")
+        if wait:
+            wait_for_port(self.router_ports[i], proc, what="presence router")
+        return proc
 
     def start_gateway(self, i):
         if self.tls:
@@ -263,7 +313,7 @@ class LocalCluster:
             f"--listen=127.0.0.1:{self.gateway_ports[i]}",
             f"--grpc_listen=127.0.0.1:{self.gateway_grpc_ports[i]}",
             f"--domains={','.join(self.domains)}", f"--redis={self.redis_address}",
-            f"--roster=127.0.0.1:{self.roster_port}", f"--router=127.0.0.1:{self.router_port}",
+            f"--roster={self.roster_target}", f"--router={self.router_target}",
             f"--heartbeat_ttl_ms={self.heartbeat_ttl_ms}",
             f"--admin_listen=127.0.0.1:{self.admin_ports[f'gateway{i + 1}']}",
             *security, *self.grpc_tls_flags, *self.gateway_flags,
@@ -274,7 +324,7 @@ class LocalCluster:
 
     def admin(self, *args):
         out = subprocess.run([self._bin("xc-admin"), f"--redis={self.redis_address}",
-                              f"--roster=127.0.0.1:{self.roster_port}", *self.grpc_tls_flags,
+                              f"--roster={self.roster_target}", *self.grpc_tls_flags,
                               *args],
                              capture_output=True, text=True, timeout=30,
                              env=self.redis_env("admin"))
@@ -285,7 +335,7 @@ class LocalCluster:
     def admin_status(self, *args):
         """Runs xc-admin; returns (exit status, stdout) without raising."""
         out = subprocess.run([self._bin("xc-admin"), f"--redis={self.redis_address}",
-                              f"--roster=127.0.0.1:{self.roster_port}", *self.grpc_tls_flags,
+                              f"--roster={self.roster_target}", *self.grpc_tls_flags,
                               *args],
                              capture_output=True, text=True, timeout=60,
                              env=self.redis_env("admin"))
@@ -321,7 +371,8 @@ class LocalCluster:
     def stop(self):
         # Gateways first (their drain talks to the router), then the services, then Redis;
         # the processes of one phase stop concurrently.
-        phases = [[n for n in self.procs if n.startswith("gateway")], ["roster", "router"],
+        phases = [[n for n in self.procs if n.startswith("gateway")],
+                  [n for n in self.procs if n.startswith(("roster", "router"))],
                   [n for n in self.procs if n.startswith("redis")]]
         for phase in phases:
             running = [self.procs[n] for n in phase if n in self.procs and self.procs[n].poll() is None]
