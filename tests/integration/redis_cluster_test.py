@@ -1,6 +1,8 @@
-"""The whole cluster on a Redis Cluster (3 masters, Debian's redis-server): users' keys spread
-over the masters, and the subscription flows, offline requests, the waiting-request census and
-the consistency tool work across three gateways exactly as on one Redis."""
+"""The whole cluster scaled out: a Redis Cluster of 3 masters (Debian's redis-server), two
+replicas each of the roster service and the presence router (clients balance round_robin),
+three gateways. Users' keys spread over the masters; the subscription flows, offline requests,
+the waiting-request census and the consistency tool work exactly as on one Redis, with every
+replica serving part of the traffic."""
 import asyncio
 import re
 import subprocess
@@ -15,6 +17,7 @@ USERS = tuple(f"k{i}" for i in range(1, 13))
 class RedisClusterFlowsTest(ClusterTestCase):
     redis_cluster = 3
     gateways = 3
+    replicas = 2
     users = USERS
 
     def node_cli(self, port, *args):
@@ -22,6 +25,12 @@ class RedisClusterFlowsTest(ClusterTestCase):
                               "--pass", self.cluster.redis_passwords["admin"], *args],
                              capture_output=True, text=True, timeout=10)
         return out.stdout.strip()
+
+    def counter_sum(self, admin_name, metric):
+        port = self.cluster.admin_ports[admin_name]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        return sum(float(m) for m in re.findall(rf"^{metric}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
     def census(self):
         port = self.cluster.admin_ports["roster"]
@@ -65,6 +74,11 @@ class RedisClusterFlowsTest(ClusterTestCase):
         # Every roster agrees on both sides (the tool reads each user's slot on its master).
         status, out = self.cluster.admin_status("roster", "check", "localhost")
         self.assertEqual(status, 0, out)
+        # Both replicas of each service took part.
+        for name in ("roster", "roster2"):
+            self.assertGreater(self.counter_sum(name, "xc_roster_requests_total"), 0, name)
+        for name in ("router", "router2"):
+            self.assertGreater(self.counter_sum(name, "grpc_server_handled_total"), 0, name)
 
     async def test_offline_requests_wait_on_their_masters_and_arrive_at_login(self):
         sender = await self.login("k7@localhost/s", gateway=1)
