@@ -69,6 +69,12 @@ std::vector<uint64_t> Histogram::BucketCounts() const {
   return out;
 }
 
+std::vector<double> BatchSizeBuckets() {
+  std::vector<double> b;
+  for (double v = 1; v <= 1024; v *= 2) b.push_back(v);
+  return b;
+}
+
 std::vector<double> LatencyBuckets() {
   return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
           0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10};

@@ -58,6 +58,8 @@ class Histogram {
 
 // Latency buckets in seconds: 50 µs .. 10 s.
 std::vector<double> LatencyBuckets();
+// Sizes of batches (units per call): 1, 2, 4 .. 1024.
+std::vector<double> BatchSizeBuckets();
 
 enum class Type { kCounter, kGauge, kHistogram };
 

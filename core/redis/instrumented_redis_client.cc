@@ -2,7 +2,7 @@
 
 namespace xc {
 
-InstrumentedRedisClient::InstrumentedRedisClient(std::unique_ptr<RedisClient> inner,
+InstrumentedRedisClient::InstrumentedRedisClient(std::unique_ptr<AsyncRedisClient> inner,
                                                  metrics::Registry* registry,
                                                  const std::string& prefix)
     : inner_(std::move(inner)),
@@ -20,30 +20,17 @@ void InstrumentedRedisClient::Count(const absl::Status& status) {
   errors_->Add({{"kind", kind}}).Increment();
 }
 
-absl::StatusOr<RedisReply> InstrumentedRedisClient::Command(const RedisArgv& argv) {
-  metrics::ScopedTimer timer(seconds_);
-  absl::StatusOr<RedisReply> r = inner_->Command(argv);
-  Count(r.status());
-  return r;
-}
-
-absl::StatusOr<std::vector<RedisReply>> InstrumentedRedisClient::Pipeline(
-    const std::vector<RedisArgv>& commands) {
-  metrics::ScopedTimer timer(seconds_);
-  absl::StatusOr<std::vector<RedisReply>> r = inner_->Pipeline(commands);
-  Count(r.status());
-  return r;
-}
-
-absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> InstrumentedRedisClient::PipelineEach(
-    const std::vector<RedisArgv>& commands) {
-  metrics::ScopedTimer timer(seconds_);
-  absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> r = inner_->PipelineEach(commands);
-  Count(r.status());
-  if (r.ok()) {
-    for (const absl::StatusOr<RedisReply>& each : *r) Count(each.status());
-  }
-  return r;
+void InstrumentedRedisClient::Send(std::vector<RedisArgv> commands, RedisCallback done) {
+  const int64_t start = EventLoop::NowNanos();
+  inner_->Send(std::move(commands), [this, start, done = std::move(done)](
+                                        absl::StatusOr<RedisResults> r) mutable {
+    seconds_->Observe(static_cast<double>(EventLoop::NowNanos() - start) * 1e-9);
+    Count(r.status());
+    if (r.ok()) {
+      for (const absl::StatusOr<RedisReply>& each : *r) Count(each.status());
+    }
+    done(std::move(r));
+  });
 }
 
 }  // namespace xc

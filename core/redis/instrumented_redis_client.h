@@ -1,29 +1,28 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "core/metrics/metrics.h"
-#include "core/redis/redis_client.h"
+#include "core/redis/async_redis_client.h"
 
 namespace xc {
 
-// A RedisClient decorator that times every round trip (the service→Redis hop) and counts
-// failures by kind. Owns nothing but the wrapped client.
-class InstrumentedRedisClient final : public RedisClient {
+// An AsyncRedisClient decorator that times every round trip (the service→Redis hop: one Send,
+// from the call to its answer) and counts failures by kind. Owns the wrapped client.
+class InstrumentedRedisClient final : public AsyncRedisClient {
  public:
-  InstrumentedRedisClient(std::unique_ptr<RedisClient> inner, metrics::Registry* registry,
+  InstrumentedRedisClient(std::unique_ptr<AsyncRedisClient> inner, metrics::Registry* registry,
                           const std::string& prefix);
-  absl::StatusOr<RedisReply> Command(const RedisArgv& argv) override;
-  absl::StatusOr<std::vector<RedisReply>> Pipeline(const std::vector<RedisArgv>& commands) override;
-  absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> PipelineEach(
-      const std::vector<RedisArgv>& commands) override;
+  void Send(std::vector<RedisArgv> commands, RedisCallback done) override;
+  EventLoop* loop() const override { return inner_->loop(); }
   // The wrapped client's shards (keyspace walks are not timed).
-  std::vector<RedisClient*> Shards() override { return inner_->Shards(); }
+  std::vector<AsyncRedisClient*> Shards() override { return inner_->Shards(); }
 
  private:
   void Count(const absl::Status& status);
 
-  std::unique_ptr<RedisClient> inner_;
+  std::unique_ptr<AsyncRedisClient> inner_;
   metrics::Histogram* seconds_;
   metrics::Family<metrics::Counter>* errors_;
 };

@@ -6,7 +6,6 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -14,9 +13,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 #include "core/base/log.h"
+#include "core/redis/blocking_redis_client.h"
 
 namespace xc {
 namespace {
@@ -68,209 +66,215 @@ Redirect ParseRedirect(const absl::Status& status) {
   return r;
 }
 
-// One master (or a node we were sent to): a connection pool plus a reconnect backoff.
-class Node {
+class ClusterClient final : public AsyncRedisClient {
  public:
-  Node(std::string address, const RedisClusterOptions& options) : address_(std::move(address)) {
-    RedisConnectionOptions conn = options.connection;
-    absl::StatusOr<RedisConnectionOptions> parsed = ParseRedisAddress(address_);
-    if (parsed.ok()) {
-      conn.host = parsed->host;
-      conn.port = parsed->port;
-    }
-    client_ = NewHiredisClient(conn, options.pool);
-    max_backoff_ = options.max_backoff;
-  }
-
-  const std::string& address() const { return address_; }
-  RedisClient* client() { return client_.get(); }
-
-  absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> Run(
-      const std::vector<RedisArgv>& commands) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (absl::Now() < down_until_) {
-        return absl::UnavailableError(
-            absl::StrCat("redis: node ", address_, " unreachable (reconnecting with backoff)"));
-      }
-    }
-    absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> r = client_->PipelineEach(commands);
-    absl::MutexLock lock(&mu_);
-    if (absl::IsUnavailable(r.status())) {
-      backoff_ = backoff_ == absl::ZeroDuration() ? absl::Milliseconds(20)
-                                                  : std::min(backoff_ * 2, max_backoff_);
-      down_until_ = absl::Now() + backoff_;
-    } else if (r.ok()) {
-      backoff_ = absl::ZeroDuration();
-    }
-    return r;
-  }
-
- private:
-  const std::string address_;
-  std::unique_ptr<RedisClient> client_;
-  absl::Duration max_backoff_;
-  absl::Mutex mu_;
-  absl::Time down_until_ = absl::InfinitePast();
-  absl::Duration backoff_ = absl::ZeroDuration();
-};
-
-class ClusterClient final : public RedisClient {
- public:
-  explicit ClusterClient(RedisClusterOptions options) : options_(std::move(options)) {
+  ClusterClient(EventLoop* loop, RedisClusterOptions options)
+      : loop_(loop), options_(std::move(options)), alive_(std::make_shared<bool>(true)) {
     for (const std::string& seed : options_.seeds) NodeFor(seed, "");
-    absl::Status s = Refresh();
-    if (!s.ok()) XC_LOG(WARNING) << "redis cluster: " << s << " (will keep trying)";
-    refresher_ = std::thread([this] { RefreshLoop(); });
+    std::weak_ptr<bool> alive = alive_;
+    loop_->Post([this, alive] {
+      if (alive.expired()) return;
+      Refresh();
+      ScheduleRefresh();
+    });
   }
 
-  ~ClusterClient() override {
-    {
-      absl::MutexLock lock(&stop_mu_);
-      stop_ = true;
-    }
-    refresher_.join();
-  }
+  EventLoop* loop() const override { return loop_; }
 
-  absl::StatusOr<RedisReply> Command(const RedisArgv& argv) override {
-    absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> each = PipelineEach({argv});
-    if (!each.ok()) return each.status();
-    return std::move((*each)[0]);
-  }
-
-  absl::StatusOr<std::vector<RedisReply>> Pipeline(const std::vector<RedisArgv>& commands) override {
-    absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> each = PipelineEach(commands);
-    if (!each.ok()) return each.status();
-    std::vector<RedisReply> out;
-    out.reserve(each->size());
-    for (absl::StatusOr<RedisReply>& r : *each) {
-      if (!r.ok()) return r.status();
-      out.push_back(*std::move(r));
-    }
-    return out;
-  }
-
-  absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> PipelineEach(
-      const std::vector<RedisArgv>& commands) override {
-    struct Route {
-      Node* node = nullptr;
-      bool asking = false;
-    };
+  void Send(std::vector<RedisArgv> commands, RedisCallback done) override {
+    auto op = std::make_shared<Op>();
     const size_t n = commands.size();
-    std::vector<std::optional<absl::StatusOr<RedisReply>>> results(n);
-    std::vector<Route> routes(n);
-    std::vector<size_t> pending;
-    pending.reserve(n);
-    for (size_t i = 0; i < n; ++i) {
-      routes[i].node = NodeForCommand(commands[i]);
-      pending.push_back(i);
+    op->commands = std::move(commands);
+    op->results.resize(n);
+    op->routes.resize(n);
+    op->done = std::move(done);
+    if (n == 0) return Finish(op);
+    if (!first_map_done_) {
+      // Until the first CLUSTER SLOTS answer (or the first failure to get one), routing would
+      // be a guess that may pick a dead seed: wait for it.
+      waiting_for_map_.push_back(std::move(op));
+      Refresh();
+      return;
     }
-    absl::Status transport;  // first transport failure: fails the whole call
-    absl::Duration backoff = absl::Milliseconds(5);
-    for (int round = 0; !pending.empty() && round <= options_.max_redirects; ++round) {
-      std::map<Node*, std::vector<size_t>> groups;
-      for (size_t i : pending) {
-        if (routes[i].node == nullptr) {
-          results[i] = absl::UnavailableError("redis cluster: no node is known for this slot");
-          if (transport.ok()) transport = results[i]->status();
-          continue;
-        }
-        groups[routes[i].node].push_back(i);
-      }
-      std::vector<size_t> again;
-      bool wait = false;
-      bool stale_map = false;
-      for (auto& [node, indexes] : groups) {
-        std::vector<RedisArgv> batch;
-        std::vector<size_t> position;
-        for (size_t i : indexes) {
-          if (routes[i].asking) batch.push_back({"ASKING"});
-          position.push_back(batch.size());
-          batch.push_back(commands[i]);
-        }
-        absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> replies = node->Run(batch);
-        if (!replies.ok()) {
-          for (size_t i : indexes) results[i] = replies.status();
-          if (transport.ok()) transport = replies.status();
-          stale_map = true;  // the master may have failed over
-          continue;
-        }
-        for (size_t k = 0; k < indexes.size(); ++k) {
-          const size_t i = indexes[k];
-          absl::StatusOr<RedisReply>& reply = (*replies)[position[k]];
-          Redirect redirect = ParseRedirect(reply.status());
-          switch (redirect.kind) {
-            case Redirect::Kind::kNone:
-              results[i] = std::move(reply);
-              break;
-            case Redirect::Kind::kMoved:
-              moved_count.fetch_add(1, std::memory_order_relaxed);
-              routes[i] = {NodeFor(redirect.address, node->address()), false};
-              SetSlot(redirect.slot, routes[i].node);
-              stale_map = true;
-              again.push_back(i);
-              break;
-            case Redirect::Kind::kAsk:
-              ask_count.fetch_add(1, std::memory_order_relaxed);
-              routes[i] = {NodeFor(redirect.address, node->address()), true};
-              again.push_back(i);
-              break;
-            case Redirect::Kind::kRetry:
-              retry_count.fetch_add(1, std::memory_order_relaxed);
-              routes[i] = {NodeForCommand(commands[i]), false};
-              wait = true;
-              again.push_back(i);
-              break;
-          }
-        }
-      }
-      if (stale_map) MaybeRefresh();
-      if (wait) {
-        absl::SleepFor(backoff);
-        backoff = std::min(backoff * 2, options_.max_backoff);
-      }
-      pending = std::move(again);
-    }
-    for (size_t i : pending) {
-      results[i] = absl::UnavailableError("redis cluster: too many redirects");
-    }
-    if (!transport.ok()) return transport;
-    std::vector<absl::StatusOr<RedisReply>> out;
-    out.reserve(n);
-    for (auto& r : results) out.push_back(std::move(*r));
-    return out;
+    Start(op);
   }
 
-  std::vector<RedisClient*> Shards() override {
-    absl::ReaderMutexLock lock(&mu_);
-    std::vector<RedisClient*> out;
+  std::vector<AsyncRedisClient*> Shards() override {
+    std::vector<AsyncRedisClient*> out;
     std::set<Node*> seen;
     for (Node* node : slots_) {
-      if (node != nullptr && seen.insert(node).second) out.push_back(node->client());
+      if (node != nullptr && seen.insert(node).second) out.push_back(node->client.get());
     }
     return out;
   }
 
  private:
+  struct Node {
+    std::string address;
+    std::unique_ptr<AsyncRedisClient> client;
+  };
+  struct Route {
+    Node* node = nullptr;
+    bool asking = false;
+  };
+  // One Send in progress: its commands, where each goes, and what came back so far.
+  struct Op {
+    std::vector<RedisArgv> commands;
+    std::vector<std::optional<absl::StatusOr<RedisReply>>> results;
+    std::vector<Route> routes;
+    RedisCallback done;
+    absl::Status transport;  // first transport failure: fails the whole call
+    int round = 0;
+    absl::Duration backoff = absl::Milliseconds(5);
+    // The round in flight.
+    size_t outstanding = 0;
+    std::vector<size_t> again;
+    bool wait = false;
+    bool stale_map = false;
+  };
+
+  void Start(const std::shared_ptr<Op>& op) {
+    std::vector<size_t> pending(op->commands.size());
+    for (size_t i = 0; i < pending.size(); ++i) {
+      op->routes[i].node = NodeForCommand(op->commands[i]);
+      pending[i] = i;
+    }
+    Dispatch(op, std::move(pending));
+  }
+
+  void FirstMapDone() {
+    if (first_map_done_) return;
+    first_map_done_ = true;
+    std::vector<std::shared_ptr<Op>> waiting;
+    waiting.swap(waiting_for_map_);
+    for (const std::shared_ptr<Op>& op : waiting) Start(op);
+  }
+
+  // Sends the commands at `pending` to their nodes, one pipeline per node.
+  void Dispatch(const std::shared_ptr<Op>& op, std::vector<size_t> pending) {
+    std::map<Node*, std::vector<size_t>> groups;
+    for (size_t i : pending) {
+      if (op->routes[i].node == nullptr) {
+        op->results[i] = absl::UnavailableError("redis cluster: no node is known for this slot");
+        if (op->transport.ok()) op->transport = op->results[i]->status();
+        continue;
+      }
+      groups[op->routes[i].node].push_back(i);
+    }
+    op->again.clear();
+    op->wait = false;
+    op->stale_map = false;
+    op->outstanding = groups.size();
+    if (groups.empty()) return RoundDone(op);
+    for (auto& [node, indexes] : groups) {
+      std::vector<RedisArgv> batch;
+      std::vector<size_t> position;
+      batch.reserve(indexes.size());
+      for (size_t i : indexes) {
+        if (op->routes[i].asking) batch.push_back({"ASKING"});
+        position.push_back(batch.size());
+        batch.push_back(op->commands[i]);
+      }
+      Node* target = node;
+      node->client->Send(std::move(batch), [this, op, target, indexes = std::move(indexes),
+                                            position = std::move(position)](
+                                               absl::StatusOr<RedisResults> replies) mutable {
+        Collect(op, target, indexes, position, std::move(replies));
+        if (--op->outstanding == 0) RoundDone(op);
+      });
+    }
+  }
+
+  void Collect(const std::shared_ptr<Op>& op, Node* node, const std::vector<size_t>& indexes,
+               const std::vector<size_t>& position, absl::StatusOr<RedisResults> replies) {
+    if (!replies.ok()) {
+      for (size_t i : indexes) op->results[i] = replies.status();
+      if (op->transport.ok()) op->transport = replies.status();
+      op->stale_map = true;  // the master may have failed over
+      return;
+    }
+    for (size_t k = 0; k < indexes.size(); ++k) {
+      const size_t i = indexes[k];
+      absl::StatusOr<RedisReply>& reply = (*replies)[position[k]];
+      Redirect redirect = ParseRedirect(reply.status());
+      switch (redirect.kind) {
+        case Redirect::Kind::kNone:
+          op->results[i] = std::move(reply);
+          break;
+        case Redirect::Kind::kMoved:
+          moved_count.fetch_add(1, std::memory_order_relaxed);
+          op->routes[i] = {NodeFor(redirect.address, node->address), false};
+          slots_[redirect.slot] = op->routes[i].node;
+          op->stale_map = true;
+          op->again.push_back(i);
+          break;
+        case Redirect::Kind::kAsk:
+          ask_count.fetch_add(1, std::memory_order_relaxed);
+          op->routes[i] = {NodeFor(redirect.address, node->address), true};
+          op->again.push_back(i);
+          break;
+        case Redirect::Kind::kRetry:
+          retry_count.fetch_add(1, std::memory_order_relaxed);
+          op->routes[i] = {nullptr, false};  // routed again after the wait
+          op->wait = true;
+          op->again.push_back(i);
+          break;
+      }
+    }
+  }
+
+  void RoundDone(const std::shared_ptr<Op>& op) {
+    if (op->stale_map) MaybeRefresh();
+    std::vector<size_t> again = std::move(op->again);
+    op->again.clear();
+    if (again.empty()) return Finish(op);
+    if (++op->round > options_.max_redirects) {
+      for (size_t i : again) op->results[i] = absl::UnavailableError("redis cluster: too many redirects");
+      return Finish(op);
+    }
+    if (!op->wait) return Dispatch(op, std::move(again));
+    const absl::Duration delay = op->backoff;
+    op->backoff = std::min(op->backoff * 2, options_.max_backoff);
+    std::weak_ptr<bool> alive = alive_;
+    loop_->RunAfter(delay, [this, alive, op, again = std::move(again)]() mutable {
+      if (alive.expired()) return;
+      for (size_t i : again) {
+        if (op->routes[i].node == nullptr) op->routes[i].node = NodeForCommand(op->commands[i]);
+      }
+      Dispatch(op, std::move(again));
+    });
+  }
+
+  void Finish(const std::shared_ptr<Op>& op) {
+    if (!op->transport.ok()) return op->done(op->transport);
+    RedisResults out;
+    out.reserve(op->results.size());
+    for (auto& r : op->results) out.push_back(std::move(*r));
+    op->done(std::move(out));
+  }
+
   Node* NodeFor(const std::string& address, const std::string& asked) {
     std::string addr = address;
     // A node that does not know its own host name answers ":port"; it is the asked one's host.
     if (absl::StartsWith(addr, ":") && !asked.empty()) {
       addr = asked.substr(0, asked.rfind(':')) + addr;
     }
-    absl::MutexLock lock(&mu_);
     std::unique_ptr<Node>& node = nodes_[addr];
-    if (node == nullptr) node = std::make_unique<Node>(addr, options_);
+    if (node == nullptr) {
+      node = std::make_unique<Node>();
+      node->address = addr;
+      RedisConnectionOptions conn = options_.connection;
+      absl::StatusOr<RedisConnectionOptions> parsed = ParseRedisAddress(addr);
+      if (parsed.ok()) {
+        conn.host = parsed->host;
+        conn.port = parsed->port;
+      }
+      node->client = NewAsyncRedisClient(loop_, conn);
+    }
     return node.get();
   }
 
-  void SetSlot(int slot, Node* node) {
-    absl::MutexLock lock(&mu_);
-    slots_[slot] = node;
-  }
-
   Node* AnyNode() {
-    absl::ReaderMutexLock lock(&mu_);
     for (Node* node : slots_) {
       if (node != nullptr) return node;
     }
@@ -281,100 +285,97 @@ class ClusterClient final : public RedisClient {
     std::optional<absl::string_view> key = RedisCommandKey(argv);
     if (!key.has_value()) return AnyNode();
     const uint16_t slot = RedisClusterSlot(*key);
-    {
-      absl::ReaderMutexLock lock(&mu_);
-      if (slots_[slot] != nullptr) return slots_[slot];
-    }
+    if (slots_[slot] != nullptr) return slots_[slot];
     MaybeRefresh();
-    {
-      absl::ReaderMutexLock lock(&mu_);
-      if (slots_[slot] != nullptr) return slots_[slot];
-    }
     return AnyNode();  // it answers MOVED if the slot is elsewhere
   }
 
-  // At most one refresh at a time and not more often than every 100 ms; callers that find one
-  // running go on with the map they have.
+  // At most one refresh at a time and not more often than every 100 ms; callers go on with
+  // the map they have.
   void MaybeRefresh() {
-    if (!refresh_mu_.TryLock()) return;
-    if (absl::Now() - last_refresh_ > absl::Milliseconds(100)) (void)RefreshLocked();
-    refresh_mu_.Unlock();
+    if (refreshing_) return;
+    if (EventLoop::NowNanos() - last_refresh_ns_ < 100 * 1000 * 1000) return;
+    Refresh();
   }
 
-  absl::Status Refresh() {
-    absl::MutexLock lock(&refresh_mu_);
-    return RefreshLocked();
-  }
-
-  absl::Status RefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(refresh_mu_) {
-    last_refresh_ = absl::Now();
+  void Refresh() {
+    if (refreshing_) return;
+    refreshing_ = true;
+    last_refresh_ns_ = EventLoop::NowNanos();
     std::vector<Node*> candidates;
-    {
-      absl::ReaderMutexLock lock(&mu_);
-      std::set<Node*> seen;
-      for (Node* node : slots_) {
-        if (node != nullptr && seen.insert(node).second) candidates.push_back(node);
-      }
-      for (auto& [address, node] : nodes_) {
-        if (seen.insert(node.get()).second) candidates.push_back(node.get());
-      }
+    std::set<Node*> seen;
+    for (Node* node : slots_) {
+      if (node != nullptr && seen.insert(node).second) candidates.push_back(node);
     }
-    absl::Status last = absl::UnavailableError("redis cluster: no node to ask for slots");
-    for (Node* node : candidates) {
-      absl::StatusOr<std::vector<absl::StatusOr<RedisReply>>> r =
-          node->Run({{"CLUSTER", "SLOTS"}});
-      if (!r.ok() || !(*r)[0].ok()) {
-        last = r.ok() ? (*r)[0].status() : r.status();
-        continue;
-      }
-      const RedisReply& ranges = *(*r)[0];
-      std::array<Node*, kSlots> fresh{};
-      int covered = 0;
-      for (const RedisReply& range : ranges.elements) {
-        if (range.elements.size() < 3 || range.elements[2].elements.size() < 2) continue;
-        const int64_t start = range.elements[0].integer;
-        const int64_t end = range.elements[1].integer;
-        const RedisReply& master = range.elements[2];
-        std::string host = master.elements[0].str;
-        const std::string asked_host = node->address().substr(0, node->address().rfind(':'));
-        if (host.empty() || host == "?") host = asked_host;
-        Node* owner = NodeFor(absl::StrCat(host, ":", master.elements[1].integer), "");
-        for (int64_t s = std::max<int64_t>(start, 0); s <= end && s < kSlots; ++s) {
-          fresh[s] = owner;
-          ++covered;
-        }
-      }
-      if (covered == 0) {
-        last = absl::UnavailableError("redis cluster: CLUSTER SLOTS named no slot");
-        continue;
-      }
-      absl::MutexLock lock(&mu_);
-      slots_ = fresh;
-      return absl::OkStatus();
+    for (auto& [address, node] : nodes_) {
+      if (seen.insert(node.get()).second) candidates.push_back(node.get());
     }
-    return last;
+    AskForSlots(std::move(candidates), 0);
   }
 
-  void RefreshLoop() {
-    absl::MutexLock lock(&stop_mu_);
-    while (!stop_) {
-      if (stop_mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.refresh_interval)) break;
-      stop_mu_.Unlock();
-      absl::Status s = Refresh();
-      if (!s.ok()) XC_LOG(WARNING) << "redis cluster: slot refresh: " << s;
-      stop_mu_.Lock();
+  // Asks candidates in turn until one answers CLUSTER SLOTS with a usable map.
+  void AskForSlots(std::vector<Node*> candidates, size_t next) {
+    if (next >= candidates.size()) {
+      refreshing_ = false;
+      XC_LOG(WARNING) << "redis cluster: no node answered CLUSTER SLOTS (will keep trying)";
+      FirstMapDone();
+      return;
     }
+    Node* node = candidates[next];
+    std::weak_ptr<bool> alive = alive_;
+    node->client->Send({{"CLUSTER", "SLOTS"}}, [this, alive, node, next,
+                                                candidates = std::move(candidates)](
+                                                   absl::StatusOr<RedisResults> r) mutable {
+      if (alive.expired()) return;
+      if (r.ok() && (*r)[0].ok() && ApplySlots(node, *(*r)[0])) {
+        refreshing_ = false;
+        FirstMapDone();
+        return;
+      }
+      AskForSlots(std::move(candidates), next + 1);
+    });
   }
 
+  bool ApplySlots(Node* asked, const RedisReply& ranges) {
+    std::array<Node*, kSlots> fresh{};
+    int covered = 0;
+    const std::string asked_host = asked->address.substr(0, asked->address.rfind(':'));
+    for (const RedisReply& range : ranges.elements) {
+      if (range.elements.size() < 3 || range.elements[2].elements.size() < 2) continue;
+      const int64_t start = range.elements[0].integer;
+      const int64_t end = range.elements[1].integer;
+      const RedisReply& master = range.elements[2];
+      std::string host = master.elements[0].str;
+      if (host.empty() || host == "?") host = asked_host;
+      Node* owner = NodeFor(absl::StrCat(host, ":", master.elements[1].integer), "");
+      for (int64_t s = std::max<int64_t>(start, 0); s <= end && s < kSlots; ++s) {
+        fresh[s] = owner;
+        ++covered;
+      }
+    }
+    if (covered == 0) return false;
+    slots_ = fresh;
+    return true;
+  }
+
+  void ScheduleRefresh() {
+    std::weak_ptr<bool> alive = alive_;
+    loop_->RunAfter(options_.refresh_interval, [this, alive] {
+      if (alive.expired()) return;
+      Refresh();
+      ScheduleRefresh();
+    });
+  }
+
+  EventLoop* const loop_;
   const RedisClusterOptions options_;
-  absl::Mutex mu_;  // slots_ and nodes_ (nodes are never removed: pointers stay valid)
-  std::array<Node*, kSlots> slots_ ABSL_GUARDED_BY(mu_){};
-  std::map<std::string, std::unique_ptr<Node>> nodes_ ABSL_GUARDED_BY(mu_);
-  absl::Mutex refresh_mu_;
-  absl::Time last_refresh_ ABSL_GUARDED_BY(refresh_mu_) = absl::InfinitePast();
-  absl::Mutex stop_mu_;
-  bool stop_ ABSL_GUARDED_BY(stop_mu_) = false;
-  std::thread refresher_;
+  std::shared_ptr<bool> alive_;
+  std::array<Node*, kSlots> slots_{};
+  std::map<std::string, std::unique_ptr<Node>> nodes_;  // never removed: pointers stay valid
+  bool refreshing_ = false;
+  int64_t last_refresh_ns_ = 0;
+  bool first_map_done_ = false;
+  std::vector<std::shared_ptr<Op>> waiting_for_map_;
 };
 
 }  // namespace
@@ -418,12 +419,13 @@ RedisClusterRedirects RedisClusterRedirectCounts() {
   return r;
 }
 
-std::unique_ptr<RedisClient> NewRedisClusterClient(RedisClusterOptions options) {
-  return std::make_unique<ClusterClient>(std::move(options));
+std::unique_ptr<AsyncRedisClient> NewAsyncRedisClusterClient(EventLoop* loop,
+                                                             RedisClusterOptions options) {
+  return std::make_unique<ClusterClient>(loop, std::move(options));
 }
 
-absl::StatusOr<std::unique_ptr<RedisClient>> ConnectRedis(absl::string_view address,
-                                                          RedisConnectionOptions base) {
+absl::StatusOr<std::unique_ptr<AsyncRedisClient>> ConnectAsyncRedis(
+    EventLoop* loop, absl::string_view address, RedisConnectionOptions base) {
   if (absl::ConsumePrefix(&address, "cluster://")) {
     RedisClusterOptions options;
     options.connection = base;
@@ -435,13 +437,22 @@ absl::StatusOr<std::unique_ptr<RedisClient>> ConnectRedis(absl::string_view addr
     if (options.seeds.empty()) {
       return absl::InvalidArgumentError("cluster:// needs at least one host:port");
     }
-    return NewRedisClusterClient(std::move(options));
+    return NewAsyncRedisClusterClient(loop, std::move(options));
   }
   absl::StatusOr<RedisConnectionOptions> parsed = ParseRedisAddress(address);
   if (!parsed.ok()) return parsed.status();
   base.host = parsed->host;
   base.port = parsed->port;
-  return NewHiredisClient(base);
+  return NewAsyncRedisClient(loop, base);
+}
+
+absl::StatusOr<std::unique_ptr<RedisClient>> ConnectRedis(absl::string_view address,
+                                                          RedisConnectionOptions base) {
+  auto loop = std::make_unique<EventLoop>();
+  absl::StatusOr<std::unique_ptr<AsyncRedisClient>> async =
+      ConnectAsyncRedis(loop.get(), address, std::move(base));
+  if (!async.ok()) return async.status();
+  return NewBlockingRedisClientWithLoop(std::move(loop), *std::move(async));
 }
 
 }  // namespace xc

@@ -9,6 +9,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/event/event_loop.h"
+#include "core/redis/async_redis_client.h"
 #include "core/redis/hiredis_client.h"
 #include "core/redis/redis_client.h"
 
@@ -23,23 +25,23 @@ uint16_t RedisClusterSlot(absl::string_view key);
 std::optional<absl::string_view> RedisCommandKey(const RedisArgv& argv);
 
 struct RedisClusterOptions {
-  std::vector<std::string> seeds;   // "host:port" of any nodes; the rest is discovered
-  RedisConnectionOptions connection;  // AUTH and timeouts for every node (host/port unused)
-  RedisPoolOptions pool;              // per node
+  std::vector<std::string> seeds;     // "host:port" of any nodes; the rest is discovered
+  RedisConnectionOptions connection;  // AUTH, timeouts and backoff for every node (host/port unused)
   absl::Duration refresh_interval = absl::Seconds(10);  // background slot-map refresh
   int max_redirects = 8;              // MOVED/ASK/TRYAGAIN hops per command
-  absl::Duration max_backoff = absl::Seconds(1);  // for an unreachable node and TRYAGAIN
+  absl::Duration max_backoff = absl::Seconds(1);  // between TRYAGAIN rounds
 };
 
-// A RedisClient for Redis Cluster. Routes each command to the master owning its key's slot
-// (from CLUSTER SLOTS, refreshed in the background and after every MOVED), follows MOVED and
-// ASK redirects (ASKING in the same connection), waits out TRYAGAIN/CLUSTERDOWN with backoff,
-// and splits pipelines by node, retrying only the redirected commands. A node that refuses
-// connections is skipped for an exponentially growing interval (fast Unavailable) while the
-// slot map is refreshed, so a failover is picked up without hammering the dead address.
-// Commands are never replayed after a transport failure (they may have run); callers retry.
-// Every multi-key command and script must touch one slot (our keys share the user's tag).
-std::unique_ptr<RedisClient> NewRedisClusterClient(RedisClusterOptions options);
+// An AsyncRedisClient for Redis Cluster on `loop`. Routes each command to the master owning its
+// key's slot (from CLUSTER SLOTS, refreshed in the background and after every MOVED), follows
+// MOVED and ASK redirects (ASKING in the same pipeline), waits out TRYAGAIN/CLUSTERDOWN with
+// growing backoff, and splits pipelines by node, retrying only the redirected commands. A node
+// that refuses connections fails fast for a growing interval while the slot map is refreshed,
+// so a failover is picked up without hammering the dead address. Commands are never replayed
+// after a transport failure (they may have run); callers retry. Every multi-key command and
+// script must touch one slot (our keys share the user's tag).
+std::unique_ptr<AsyncRedisClient> NewAsyncRedisClusterClient(EventLoop* loop,
+                                                             RedisClusterOptions options);
 
 // Redirects followed by every cluster client of this process, by kind (for metrics and tests).
 struct RedisClusterRedirects {
@@ -50,7 +52,12 @@ struct RedisClusterRedirects {
 RedisClusterRedirects RedisClusterRedirectCounts();
 
 // "host:port" → a standalone client; "cluster://host:port[,host:port...]" → a cluster client
-// seeded with those nodes. `base` carries AUTH and timeouts.
+// seeded with those nodes; on `loop`. `base` carries AUTH and timeouts.
+absl::StatusOr<std::unique_ptr<AsyncRedisClient>> ConnectAsyncRedis(
+    EventLoop* loop, absl::string_view address, RedisConnectionOptions base = {});
+
+// The same behind the blocking RedisClient interface, with a loop thread of its own (for tools
+// and threads that are not a loop's).
 absl::StatusOr<std::unique_ptr<RedisClient>> ConnectRedis(absl::string_view address,
                                                           RedisConnectionOptions base = {});
 

@@ -7,6 +7,7 @@
 
 #include "core/grpc/grpc_util.h"
 #include "core/metrics/grpc_server_metrics.h"
+#include "core/redis/blocking_redis_client.h"
 #include "core/redis/hiredis_client.h"
 #include "core/redis/instrumented_redis_client.h"
 #include "core/redis/redis_cluster_client.h"
@@ -24,9 +25,14 @@ absl::StatusOr<std::unique_ptr<ServiceRuntime>> ServiceRuntime::Create(
   if (const char* env = std::getenv("XC_REDIS_PASSWORD")) options.password = env;
   if (const char* env = std::getenv("XC_REDIS_USER")) options.user = env;
   // "host:port" (standalone) or "cluster://host:port,..." (Redis Cluster).
-  absl::StatusOr<std::unique_ptr<RedisClient>> redis = ConnectRedis(redis_address, options);
+  rt->loop_ = std::make_unique<EventLoop>();
+  absl::StatusOr<std::unique_ptr<AsyncRedisClient>> redis =
+      ConnectAsyncRedis(rt->loop_.get(), redis_address, options);
   if (!redis.ok()) return redis.status();
-  rt->redis_ = std::make_unique<InstrumentedRedisClient>(*std::move(redis), &rt->registry_, prefix);
+  rt->async_redis_ =
+      std::make_unique<InstrumentedRedisClient>(*std::move(redis), &rt->registry_, prefix);
+  rt->redis_ = NewBlockingRedisClient(rt->async_redis_.get());
+  rt->loop_thread_ = std::thread([loop = rt->loop_.get()] { loop->Run(); });
   metrics::AddBuildInfo(&rt->registry_, prefix);
   if (!admin_address.empty()) {
     ServiceRuntime* raw = rt.get();
@@ -95,6 +101,16 @@ ServiceRuntime::~ServiceRuntime() {
     stop_ = true;
   }
   if (health_thread_.joinable()) health_thread_.join();
+  exposer_.reset();
+  redis_.reset();
+  StopLoop();
+  async_redis_.reset();  // the loop no longer runs: its connections go on this thread
+}
+
+void ServiceRuntime::StopLoop() {
+  if (!loop_thread_.joinable()) return;
+  loop_->Stop();
+  loop_thread_.join();
 }
 
 void ServiceRuntime::Drain(grpc::Server* server, absl::Duration grace) {

@@ -98,4 +98,53 @@ std::string SerializeXml(const XmlElement& element, absl::string_view parent_ns)
   return out;
 }
 
+namespace {
+
+bool IsXmlSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+}  // namespace
+
+std::string SetRootAttribute(absl::string_view xml, absl::string_view name,
+                             absl::string_view value) {
+  const std::string escaped = XmlEscapeAttribute(value);
+  size_t i = xml.find('<');
+  if (i == absl::string_view::npos) return std::string(xml);
+  ++i;
+  while (i < xml.size() && !IsXmlSpace(xml[i]) && xml[i] != '>' && xml[i] != '/') ++i;
+  const size_t insert_at = i;
+  // Look for the attribute among the root's: name, '=', a quoted value.
+  while (i < xml.size()) {
+    while (i < xml.size() && IsXmlSpace(xml[i])) ++i;
+    if (i >= xml.size() || xml[i] == '>' || xml[i] == '/') break;
+    const size_t name_start = i;
+    while (i < xml.size() && xml[i] != '=' && !IsXmlSpace(xml[i]) && xml[i] != '>') ++i;
+    const absl::string_view attr = xml.substr(name_start, i - name_start);
+    while (i < xml.size() && (IsXmlSpace(xml[i]) || xml[i] == '=')) ++i;
+    if (i >= xml.size() || (xml[i] != '\'' && xml[i] != '"')) break;
+    const char quote = xml[i];
+    const size_t value_start = i + 1;
+    const size_t value_end = xml.find(quote, value_start);
+    if (value_end == absl::string_view::npos) break;
+    if (attr == name) {
+      std::string out(xml.data(), value_start);
+      out.back() = '\'';
+      out.append(escaped);
+      out.push_back('\'');
+      out.append(xml.data() + value_end + 1, xml.size() - value_end - 1);
+      return out;
+    }
+    i = value_end + 1;
+  }
+  std::string out;
+  out.reserve(xml.size() + name.size() + escaped.size() + 4);
+  out.append(xml.data(), insert_at);
+  out.push_back(' ');
+  out.append(name.data(), name.size());
+  out.append("='");
+  out.append(escaped);
+  out.push_back('\'');
+  out.append(xml.data() + insert_at, xml.size() - insert_at);
+  return out;
+}
+
 }  // namespace xc

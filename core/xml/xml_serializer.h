@@ -17,6 +17,11 @@ std::string XmlEscapeAttribute(absl::string_view value);
 std::string SerializeXml(const XmlElement& element, absl::string_view parent_ns = kNsClient);
 void AppendXml(const XmlElement& element, absl::string_view parent_ns, std::string* out);
 
+// `xml` (one serialized element) with the root's attribute `name` set to `value` (added, or
+// replacing the one there): readdressing a stanza for each recipient without parsing it again.
+std::string SetRootAttribute(absl::string_view xml, absl::string_view name,
+                             absl::string_view value);
+
 // The opening tag alone ("<stream:stream ...>") is written by the gateway, not here.
 
 }  // namespace xc

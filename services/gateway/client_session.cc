@@ -30,38 +30,43 @@ namespace {
 
 constexpr char kStreamClose[] = "</stream:stream>";
 
-// A call in flight to a backend; its context, request and response live until the callback.
-template <typename Request, typename Response>
-struct Call {
-  grpc::ClientContext context;
-  Request request;
-  Response response;
-};
-
-// Starts an async unary call and runs `done(status, response)` on the loop thread.
-template <typename Request, typename Response, typename Start, typename Done>
-void CallBackend(GatewayContext* ctx, const char* method, Request request, Start start, Done done) {
-  auto call = std::make_shared<Call<Request, Response>>();
-  call->request = std::move(request);
-  SetDeadline(&call->context, ctx->config.backend_timeout);
-  EventLoop* loop = ctx->loop;
-  auto timer = std::make_shared<metrics::ScopedTimer>(
-      &ctx->metrics->backend_seconds->Add({{"method", method}}));
-  start(&call->context, &call->request, &call->response,
-        [call, loop, timer, done = std::move(done)](grpc::Status status) mutable {
-          timer.reset();  // the hop ends when the answer arrives
-          loop->Post([call, status, done = std::move(done)]() mutable {
-            done(status, call->response);
-          });
-        });
+// One input for a backend, batched with every other input the gateway's sessions produce in
+// the same loop turn (CallBatcher); `done(status, result)` runs on the loop thread with this
+// input's own outcome.
+template <typename Result, typename Batcher, typename Fill, typename Done>
+void Ask(GatewayContext* ctx, Batcher* batcher, const char* method, Fill fill, Done done) {
+  metrics::Histogram* seconds = ctx->metrics->Backend(method);
+  const int64_t start = EventLoop::NowNanos();
+  batcher->Add(
+      [&](auto* request) {
+        fill(request->add_inputs());
+        return 1;
+      },
+      [seconds, start, done = std::move(done)](const grpc::Status& status, auto response,
+                                               auto slice) mutable {
+        seconds->Observe(static_cast<double>(EventLoop::NowNanos() - start) * 1e-9);
+        if (!status.ok()) return done(status, Result::default_instance());
+        if (slice.first >= response->results_size()) {
+          return done(grpc::Status(grpc::StatusCode::INTERNAL, "short batch answer"),
+                      Result::default_instance());
+        }
+        const Result& result = response->results(slice.first);
+        done(result.code() == 0 ? grpc::Status::OK
+                                : grpc::Status(static_cast<grpc::StatusCode>(result.code()),
+                                               result.message()),
+             result);
+      });
 }
 
-std::string InsertTo(const std::string& xml, const std::string& to) {
-  size_t i = 1;
-  while (i < xml.size() && xml[i] != ' ' && xml[i] != '>' && xml[i] != '/') ++i;
-  std::string out = xml.substr(0, i);
-  absl::StrAppend(&out, " to='", XmlEscapeAttribute(to), "'", xml.substr(i));
-  return out;
+template <typename Fill, typename Done>
+void AskRouter(GatewayContext* ctx, const char* method, Fill fill, Done done) {
+  Ask<xmpp::presence::v1::RouterResult>(ctx, ctx->router, method, std::move(fill),
+                                        std::move(done));
+}
+
+template <typename Fill, typename Done>
+void AskRoster(GatewayContext* ctx, const char* method, Fill fill, Done done) {
+  Ask<xmpp::roster::v1::RosterResult>(ctx, ctx->roster, method, std::move(fill), std::move(done));
 }
 
 }  // namespace
@@ -148,6 +153,8 @@ void ClientSession::OnPlaintext(absl::string_view bytes) {
 }
 
 void ClientSession::StartTls() {
+  // Whatever was written before (<proceed/>) still goes out in the clear.
+  FlushPending();
   ssl_ = SSL_new(static_cast<SSL_CTX*>(ctx_->tls_context.load()));
   SSL_set_bio(ssl_, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
   SSL_set_accept_state(ssl_);
@@ -169,6 +176,7 @@ void ClientSession::DriveTls() {
     }
     FlushTlsOutput();
     out_.clear();
+    pending_.clear();  // nothing more can be said over a broken TLS stream
     Close();
     return;
   }
@@ -182,42 +190,75 @@ void ClientSession::DriveTls() {
 }
 
 void ClientSession::FlushTlsOutput() {
-  BIO* wbio = SSL_get_wbio(ssl_);
-  char buf[16384];
-  int n;
-  while ((n = BIO_read(wbio, buf, sizeof(buf))) > 0) out_.append(buf, static_cast<size_t>(n));
+  DrainTlsOutput();
   FlushWrites();
 }
 
 void ClientSession::Write(absl::string_view bytes) {
   if (closed_) return;
-  if (TlsActive()) {
-    if (!SSL_is_init_finished(ssl_)) {
-      tls_pending_.append(bytes.data(), bytes.size());
-      return;
-    }
-    SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size()));
-    BIO* wbio = SSL_get_wbio(ssl_);
-    char buf[16384];
-    int n;
-    while ((n = BIO_read(wbio, buf, sizeof(buf))) > 0) out_.append(buf, static_cast<size_t>(n));
-  } else {
-    out_.append(bytes.data(), bytes.size());
-  }
-  if (out_.size() > ctx_->config.max_write_buffer_bytes) {
-    XC_LOG(WARNING) << "closing slow reader " << peer_ << " (" << out_.size() << " bytes queued)";
+  pending_.append(bytes.data(), bytes.size());
+  if (pending_.size() + out_.size() > ctx_->config.max_write_buffer_bytes) {
+    XC_LOG(WARNING) << "closing slow reader " << peer_ << " ("
+                    << pending_.size() + out_.size() << " bytes queued)";
+    pending_.clear();
     out_.clear();
     Close();
     return;
   }
+  // Everything written during this loop turn leaves in one TLS record and one send() at its
+  // end: a fan-out that gives this session ten presences costs one syscall, not ten.
+  if (!flush_scheduled_) {
+    flush_scheduled_ = true;
+    std::weak_ptr<ClientSession> weak = weak_from_this();
+    ctx_->loop->Defer([weak] {
+      if (std::shared_ptr<ClientSession> self = weak.lock()) {
+        self->flush_scheduled_ = false;
+        self->FlushPending();
+      }
+    });
+  }
+}
+
+void ClientSession::FlushPending() {
+  if (closed_) return;
+  if (!pending_.empty()) {
+    if (TlsActive()) {
+      if (!SSL_is_init_finished(ssl_)) {
+        tls_pending_.append(pending_);
+      } else {
+        SSL_write(ssl_, pending_.data(), static_cast<int>(pending_.size()));
+        DrainTlsOutput();
+      }
+    } else if (out_.empty()) {
+      out_.swap(pending_);
+    } else {
+      out_.append(pending_);
+    }
+    pending_.clear();
+    ReleaseIdleBuffer(&pending_);
+  }
   FlushWrites();
 }
 
+void ClientSession::DrainTlsOutput() {
+  BIO* wbio = SSL_get_wbio(ssl_);
+  char buf[16384];
+  int n;
+  while ((n = BIO_read(wbio, buf, sizeof(buf))) > 0) out_.append(buf, static_cast<size_t>(n));
+}
+
+// A burst (a big roster, a backlog of requests) must not leave every idle session holding the
+// buffer it needed once.
+void ClientSession::ReleaseIdleBuffer(std::string* buffer) {
+  if (buffer->empty() && buffer->capacity() > 4096) std::string().swap(*buffer);
+}
+
 void ClientSession::FlushWrites() {
-  while (!out_.empty()) {
-    ssize_t n = send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+  size_t sent = 0;
+  while (sent < out_.size()) {
+    ssize_t n = send(fd_, out_.data() + sent, out_.size() - sent, MSG_NOSIGNAL);
     if (n > 0) {
-      out_.erase(0, static_cast<size_t>(n));
+      sent += static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
@@ -225,6 +266,12 @@ void ClientSession::FlushWrites() {
     out_.clear();
     Close();
     return;
+  }
+  if (sent == out_.size()) {
+    out_.clear();
+    ReleaseIdleBuffer(&out_);
+  } else if (sent > 0) {
+    out_.erase(0, sent);
   }
   bool want = !out_.empty();
   if (want != want_write_) {
@@ -237,6 +284,16 @@ void ClientSession::FlushWrites() {
 
 void ClientSession::Close() {
   if (closed_) return;
+  if (!pending_.empty()) {
+    // The last words (a stream error, </stream:stream>) come before the close.
+    if (TlsActive() && SSL_is_init_finished(ssl_)) {
+      SSL_write(ssl_, pending_.data(), static_cast<int>(pending_.size()));
+      DrainTlsOutput();
+    } else if (!TlsActive()) {
+      out_.append(pending_);
+    }
+    pending_.clear();
+  }
   if (!out_.empty()) {
     // Best effort: give the last bytes (a stream error) a chance to leave.
     (void)send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -253,17 +310,16 @@ void ClientSession::Close() {
   ctx_->loop->Unwatch(fd_);
   if (bound_) {
     ctx_->registry.Remove(full_jid_, this);
-    xmpp::presence::v1::EndSessionRequest request;
-    request.set_gateway_id(ctx_->config.id);
-    request.set_full_jid(full_jid_);
-    auto* router = ctx_->router;
     std::string jid = full_jid_;
-    CallBackend<xmpp::presence::v1::EndSessionRequest, xmpp::presence::v1::EndSessionResponse>(
-        ctx_, "EndSession", request,
-        [router](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
-          router->async()->EndSession(c, req, resp, std::move(cb));
+    const std::string& gateway = ctx_->config.id;
+    AskRouter(
+        ctx_, "EndSession",
+        [&](xmpp::presence::v1::RouterInput* in) {
+          xmpp::presence::v1::EndSessionRequest* r = in->mutable_end_session();
+          r->set_gateway_id(gateway);
+          r->set_full_jid(jid);
         },
-        [jid](grpc::Status status, const auto&) {
+        [jid](const grpc::Status& status, const xmpp::presence::v1::RouterResult&) {
           if (!status.ok()) XC_LOG(WARNING) << "EndSession " << jid << ": " << status.error_message();
         });
   }
@@ -393,7 +449,9 @@ void ClientSession::ProcessQueue() {
 
 void ClientSession::Finish() {
   busy_ = false;
-  if (!closed_) ctx_->loop->Post([self = shared_from_this()] { self->ProcessQueue(); });
+  // The next stanza is taken at the end of this turn: never recursively, and after the other
+  // sessions' work of the turn.
+  if (!closed_) ctx_->loop->Defer([self = shared_from_this()] { self->ProcessQueue(); });
 }
 
 void ClientSession::HandleNegotiation(const XmlElement& element) {
@@ -797,20 +855,18 @@ void ClientSession::HandleBind(const XmlElement& iq) {
               "this node is rejoining the cluster; try again in a few seconds");
     return Finish();
   }
-  xmpp::presence::v1::BindSessionRequest request;
-  request.set_gateway_id(ctx_->config.id);
-  request.set_bare_jid(user_.BareString());
-  request.set_resource(resource);
-  auto* router = ctx_->router;
   std::shared_ptr<ClientSession> self = shared_from_this();
-  CallBackend<xmpp::presence::v1::BindSessionRequest, xmpp::presence::v1::BindSessionResponse>(
-      ctx_, "BindSession", request,
-      [router](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
-        router->async()->BindSession(c, req, resp, std::move(cb));
+  AskRouter(
+      ctx_, "BindSession",
+      [&](xmpp::presence::v1::RouterInput* in) {
+        xmpp::presence::v1::BindSessionRequest* r = in->mutable_bind_session();
+        r->set_gateway_id(ctx_->config.id);
+        r->set_bare_jid(user_.BareString());
+        r->set_resource(resource);
       },
-      [self, iq](grpc::Status status, const xmpp::presence::v1::BindSessionResponse& response) {
+      [self, iq](const grpc::Status& status, const xmpp::presence::v1::RouterResult& result) {
         if (self->closed_) return;
-        absl::StatusOr<Jid> full = Jid::Parse(response.full_jid());
+        absl::StatusOr<Jid> full = Jid::Parse(result.full_jid());
         if (!status.ok() || !full.ok()) {
           self->BackendFailed(iq, "bind failed: " + status.error_message());
           return self->Finish();
@@ -824,12 +880,12 @@ void ClientSession::HandleBind(const XmlElement& iq) {
           return self->CloseWithError(StreamErrorCondition::kInternalServerError,
                                       "this node lost contact with the cluster; reconnect");
         }
-        XmlElement result = MakeIqResult(iq);
-        result.RemoveAttribute("from");
-        result.RemoveAttribute("to");
-        XmlElement& b = result.AddChild("bind", std::string(kNsBind));
+        XmlElement result_iq = MakeIqResult(iq);
+        result_iq.RemoveAttribute("from");
+        result_iq.RemoveAttribute("to");
+        XmlElement& b = result_iq.AddChild("bind", std::string(kNsBind));
         b.AddChild("jid", std::string(kNsBind)).AddText(self->full_jid_);
-        self->SendReply(result);
+        self->SendReply(result_iq);
         self->Finish();
       });
 }
@@ -874,22 +930,20 @@ void ClientSession::HandleIq(XmlElement iq) {
   if ((*payload)->ns() == kNsRoster && (*payload)->name() == "query") {
     const bool is_get = *type == IqType::kGet;
     auto send_to_roster = [this, iq]() {
-      xmpp::roster::v1::RosterIqRequest request;
-      request.set_session_jid(full_jid_);
-      ToStanzaProto(iq, request.mutable_iq());
-      auto* roster = ctx_->roster;
       std::shared_ptr<ClientSession> self = shared_from_this();
-      CallBackend<xmpp::roster::v1::RosterIqRequest, xmpp::roster::v1::RosterIqResponse>(
-          ctx_, "HandleRosterIq", request,
-          [roster](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
-            roster->async()->HandleRosterIq(c, req, resp, std::move(cb));
+      AskRoster(
+          ctx_, "HandleRosterIq",
+          [&](xmpp::roster::v1::RosterInput* in) {
+            xmpp::roster::v1::RosterIqRequest* r = in->mutable_roster_iq();
+            r->set_session_jid(full_jid_);
+            ToStanzaProto(iq, r->mutable_iq());
           },
-          [self, iq](grpc::Status status, const xmpp::roster::v1::RosterIqResponse& response) {
+          [self, iq](const grpc::Status& status, const xmpp::roster::v1::RosterResult& result) {
             if (self->closed_) return;
             if (!status.ok()) {
               self->BackendFailed(iq, "roster: " + status.error_message());
             } else {
-              for (const auto& reply : response.replies()) {
+              for (const auto& reply : result.replies()) {
                 absl::StatusOr<XmlElement> e = FromStanzaProto(reply);
                 if (!e.ok()) continue;
                 e->SetAttribute("to", self->full_jid_);
@@ -902,16 +956,14 @@ void ClientSession::HandleIq(XmlElement iq) {
     if (!is_get) return send_to_roster();
     // §2.2: a roster get makes this resource interested, before the roster is read, so no
     // push between the two is missed.
-    xmpp::presence::v1::SetInterestedRequest request;
-    request.set_full_jid(full_jid_);
-    auto* router = ctx_->router;
     std::shared_ptr<ClientSession> self = shared_from_this();
-    CallBackend<xmpp::presence::v1::SetInterestedRequest, xmpp::presence::v1::SetInterestedResponse>(
-        ctx_, "SetInterested", request,
-        [router](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
-          router->async()->SetInterested(c, req, resp, std::move(cb));
+    AskRouter(
+        ctx_, "SetInterested",
+        [&](xmpp::presence::v1::RouterInput* in) {
+          in->mutable_set_interested()->set_full_jid(full_jid_);
         },
-        [self, iq, send_to_roster](grpc::Status status, const auto&) {
+        [self, iq, send_to_roster](const grpc::Status& status,
+                                   const xmpp::presence::v1::RouterResult&) {
           if (self->closed_) return;
           if (!status.ok()) {
             self->BackendFailed(iq, "interest: " + status.error_message());
@@ -982,49 +1034,39 @@ void ClientSession::HandlePresence(XmlElement presence) {
     // §3: bare JIDs only; `from` is the user's bare JID whatever the client wrote.
     presence.SetAttribute("from", user_.BareString());
     presence.SetAttribute("to", target->BareString());
-    xmpp::roster::v1::SubscriptionRequest request;
-    request.set_session_jid(full_jid_);
-    ToStanzaProto(presence, request.mutable_presence());
-    auto* roster = ctx_->roster;
     std::shared_ptr<ClientSession> self = shared_from_this();
-    CallBackend<xmpp::roster::v1::SubscriptionRequest, xmpp::roster::v1::SubscriptionResponse>(
-        ctx_, "HandleSubscription", request,
-        [roster](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
-          roster->async()->HandleSubscription(c, req, resp, std::move(cb));
+    AskRoster(
+        ctx_, "HandleSubscription",
+        [&](xmpp::roster::v1::RosterInput* in) {
+          xmpp::roster::v1::SubscriptionRequest* r = in->mutable_subscription();
+          r->set_session_jid(full_jid_);
+          ToStanzaProto(presence, r->mutable_presence());
         },
-        [self, presence](grpc::Status status,
-                         const xmpp::roster::v1::SubscriptionResponse& response) {
+        [self, presence](const grpc::Status& status,
+                         const xmpp::roster::v1::RosterResult& result) {
           if (self->closed_) return;
           if (!status.ok()) {
             self->BackendFailed(presence, "subscription: " + status.error_message());
           }
-          for (const auto& reply : response.replies()) {
-            absl::StatusOr<XmlElement> e = FromStanzaProto(reply);
-            if (e.ok()) self->SendReply(*e);
-          }
+          self->SendReplies(result.replies());
           self->Finish();
         });
     return;
   }
   presence.SetAttribute("from", full_jid_);
-  xmpp::presence::v1::HandlePresenceRequest request;
-  request.set_session_jid(full_jid_);
-  ToStanzaProto(presence, request.mutable_presence());
-  auto* router = ctx_->router;
   std::shared_ptr<ClientSession> self = shared_from_this();
-  CallBackend<xmpp::presence::v1::HandlePresenceRequest, xmpp::presence::v1::HandlePresenceResponse>(
-      ctx_, "HandlePresence", request,
-      [router](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
-        router->async()->HandlePresence(c, req, resp, std::move(cb));
+  AskRouter(
+      ctx_, "HandlePresence",
+      [&](xmpp::presence::v1::RouterInput* in) {
+        xmpp::presence::v1::HandlePresenceRequest* r = in->mutable_presence();
+        r->set_session_jid(full_jid_);
+        ToStanzaProto(presence, r->mutable_presence());
       },
-      [self, presence](grpc::Status status,
-                       const xmpp::presence::v1::HandlePresenceResponse& response) {
+      [self, presence](const grpc::Status& status,
+                       const xmpp::presence::v1::RouterResult& result) {
         if (self->closed_) return;
         if (!status.ok()) self->BackendFailed(presence, "presence: " + status.error_message());
-        for (const auto& reply : response.replies()) {
-          absl::StatusOr<XmlElement> e = FromStanzaProto(reply);
-          if (e.ok()) self->SendReply(*e);
-        }
+        self->SendReplies(result.replies());
         self->Finish();
       });
 }
@@ -1046,25 +1088,28 @@ void ClientSession::HandleMessage(XmlElement message) {
 }
 
 void ClientSession::RouteToRouter(XmlElement stanza) {
-  xmpp::presence::v1::RouteStanzaRequest request;
-  request.set_session_jid(full_jid_);
-  ToStanzaProto(stanza, request.mutable_stanza());
-  auto* router = ctx_->router;
   std::shared_ptr<ClientSession> self = shared_from_this();
-  CallBackend<xmpp::presence::v1::RouteStanzaRequest, xmpp::presence::v1::RouteStanzaResponse>(
-      ctx_, "RouteStanza", request,
-      [router](grpc::ClientContext* c, const auto* req, auto* resp, auto cb) {
-        router->async()->RouteStanza(c, req, resp, std::move(cb));
+  AskRouter(
+      ctx_, "RouteStanza",
+      [&](xmpp::presence::v1::RouterInput* in) {
+        xmpp::presence::v1::RouteStanzaRequest* r = in->mutable_route();
+        r->set_session_jid(full_jid_);
+        ToStanzaProto(stanza, r->mutable_stanza());
       },
-      [self, stanza](grpc::Status status, const xmpp::presence::v1::RouteStanzaResponse& response) {
+      [self, stanza](const grpc::Status& status, const xmpp::presence::v1::RouterResult& result) {
         if (self->closed_) return;
         if (!status.ok()) self->BackendFailed(stanza, "route: " + status.error_message());
-        for (const auto& reply : response.replies()) {
-          absl::StatusOr<XmlElement> e = FromStanzaProto(reply);
-          if (e.ok()) self->SendReply(*e);
-        }
+        self->SendReplies(result.replies());
         self->Finish();
       });
+}
+
+void ClientSession::SendReplies(
+    const google::protobuf::RepeatedPtrField<xmpp::stanza::v1::Stanza>& replies) {
+  for (const auto& reply : replies) {
+    absl::StatusOr<XmlElement> e = FromStanzaProto(reply);
+    if (e.ok()) SendReply(*e);
+  }
 }
 
 void ClientSession::Deliver(const std::string& xml, bool address_to_session) {
@@ -1073,7 +1118,7 @@ void ClientSession::Deliver(const std::string& xml, bool address_to_session) {
   absl::string_view type;
   PeekStanza(xml, &kind, &type);
   ctx_->metrics->stanzas_out.Count(kind, type);
-  Write(address_to_session ? InsertTo(xml, full_jid_) : xml);
+  Write(address_to_session ? SetRootAttribute(xml, "to", full_jid_) : xml);
 }
 
 }  // namespace xc

@@ -52,6 +52,10 @@ class ClientSession final : public XmlStreamHandler,
   void StartTls();
   void DriveTls();
   void FlushTlsOutput();
+  void DrainTlsOutput();
+  // Moves what Write() gathered this turn into the socket (through TLS when active).
+  void FlushPending();
+  static void ReleaseIdleBuffer(std::string* buffer);
   bool TlsActive() const { return ssl_ != nullptr; }
   // SCRAM-*-PLUS is offered (and a 'y' gs2 flag is a downgrade) inside TLS when enabled.
   bool ChannelBindingOffered() const { return TlsActive() && ctx_->config.channel_binding; }
@@ -91,12 +95,15 @@ class ClientSession final : public XmlStreamHandler,
   void SendError(const XmlElement& stanza, StanzaErrorCondition condition,
                  absl::string_view text = "");
   void BackendFailed(const XmlElement& stanza, const std::string& what);
+  void SendReplies(const google::protobuf::RepeatedPtrField<xmpp::stanza::v1::Stanza>& replies);
 
   GatewayContext* ctx_;
   int fd_;
   std::string peer_;
   std::unique_ptr<XmlStreamParser> parser_;
-  std::string out_;
+  std::string pending_;  // written this turn, not yet through TLS / into out_
+  std::string out_;      // bytes for the socket
+  bool flush_scheduled_ = false;
   bool want_write_ = false;
   bool closed_ = false;
   bool header_sent_ = false;

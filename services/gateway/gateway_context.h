@@ -15,7 +15,8 @@
 #include "core/xml/xml_stream_parser.h"
 #include "proto/xmpp/presence/v1/presence.grpc.pb.h"
 #include "proto/xmpp/roster/v1/roster.grpc.pb.h"
-#include "services/gateway/event_loop.h"
+#include "core/event/event_loop.h"
+#include "core/grpc/call_batcher.h"
 #include "services/gateway/work_pool.h"
 
 namespace xc {
@@ -89,6 +90,13 @@ struct GatewayMetrics {
                                      "Streams closed with a stream error, by condition.")),
         backend_seconds(&r->AddHistogram("xc_gateway_backend_seconds",
                                          "Gateway to service hop, by method.")) {}
+  // The hop histogram of one method, resolved once per method name.
+  metrics::Histogram* Backend(const char* method) {
+    std::lock_guard<std::mutex> lock(backend_mu);
+    metrics::Histogram*& h = backend_by_method[method];
+    if (h == nullptr) h = &backend_seconds->Add({{"method", method}});
+    return h;
+  }
   metrics::Gauge* sessions;
   metrics::Gauge* connections;
   metrics::Family<metrics::Counter>* logins;
@@ -96,6 +104,8 @@ struct GatewayMetrics {
   StanzaCounters stanzas_out;
   metrics::Family<metrics::Counter>* stream_errors;
   metrics::Family<metrics::Histogram>* backend_seconds;
+  std::mutex backend_mu;
+  std::unordered_map<const char*, metrics::Histogram*> backend_by_method;  // literals only
 };
 
 struct GatewayContext {
@@ -108,11 +118,14 @@ struct GatewayContext {
   // so a session that read the pointer just before a swap can still use it.
   std::atomic<void*> tls_context{nullptr};  // SSL_CTX*
   void* sasl_context = nullptr;  // Gsasl*
-  EventLoop* loop = nullptr;
+  EventLoop* loop = nullptr;  // sessions, listeners and outgoing calls run on it
   WorkPool* work = nullptr;
   AccountStore* accounts = nullptr;
-  xmpp::roster::v1::RosterService::Stub* roster = nullptr;
-  xmpp::presence::v1::PresenceRouter::Stub* router = nullptr;
+  // What the sessions send the services, batched per loop turn.
+  CallBatcher<xmpp::roster::v1::RosterBatchRequest, xmpp::roster::v1::RosterBatchResponse>*
+      roster = nullptr;
+  CallBatcher<xmpp::presence::v1::RouterBatchRequest, xmpp::presence::v1::RouterBatchResponse>*
+      router = nullptr;
   SessionRegistry registry;
   // Set while a router has fenced this gateway (see GatewayRegistration): no new binds.
   std::atomic<bool> fenced{false};

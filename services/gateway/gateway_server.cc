@@ -59,21 +59,24 @@ absl::StatusOr<void*> NewSaslServerContext() {
   return static_cast<void*>(ctx);
 }
 
-grpc::Status DeliveryService::Deliver(grpc::ServerContext*,
-                                      const xmpp::gateway::v1::DeliverRequest* request,
-                                      xmpp::gateway::v1::DeliverResponse* response) {
-  // Items are posted to the loop in request order, so one session's stanzas keep their order.
-  for (const xmpp::gateway::v1::DeliverItem& item : request->items()) {
-    std::shared_ptr<ClientSession> session = ctx_->registry.Find(item.full_jid());
-    if (!session) {
-      response->add_missing_full_jids(item.full_jid());
-      continue;
+grpc::ServerUnaryReactor* DeliveryService::Deliver(
+    grpc::CallbackServerContext* context, const xmpp::gateway::v1::DeliverRequest* request,
+    xmpp::gateway::v1::DeliverResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ctx_->loop->Post([this, request, response, reactor] {
+    for (int i = 0; i < request->items_size(); ++i) {
+      const xmpp::gateway::v1::DeliverItem& item = request->items(i);
+      std::shared_ptr<ClientSession> session = ctx_->registry.Find(item.full_jid());
+      if (!session) {
+        response->add_missing_full_jids(item.full_jid());
+        response->add_missing_indexes(i);
+        continue;
+      }
+      session->Deliver(item.xml(), item.address_to_session());
     }
-    ctx_->loop->Post([session, xml = item.xml(), address = item.address_to_session()] {
-      session->Deliver(xml, address);
-    });
-  }
-  return grpc::Status::OK;
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
 ClientListener::~ClientListener() {

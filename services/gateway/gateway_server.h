@@ -22,12 +22,15 @@ absl::StatusOr<void*> NewTlsServerContext(const std::string& cert_file, const st
 // A gsasl context whose callback asks the session (the session hook) for SCRAM properties.
 absl::StatusOr<void*> NewSaslServerContext();
 
-// The Deliver endpoint: writes routed stanzas to this gateway's sessions, in order.
-class DeliveryService final : public xmpp::gateway::v1::GatewayDelivery::Service {
+// The Deliver endpoint (callback API): the whole batch is handed to the loop and written to
+// this gateway's sessions there, in order; the call ends once every item is written (or found
+// to have no session).
+class DeliveryService final : public xmpp::gateway::v1::GatewayDelivery::CallbackService {
  public:
   explicit DeliveryService(GatewayContext* ctx) : ctx_(ctx) {}
-  grpc::Status Deliver(grpc::ServerContext*, const xmpp::gateway::v1::DeliverRequest* request,
-                       xmpp::gateway::v1::DeliverResponse* response) override;
+  grpc::ServerUnaryReactor* Deliver(grpc::CallbackServerContext* context,
+                                    const xmpp::gateway::v1::DeliverRequest* request,
+                                    xmpp::gateway::v1::DeliverResponse* response) override;
 
  private:
   GatewayContext* ctx_;

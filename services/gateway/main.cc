@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "core/base/log.h"
 #include "core/base/random.h"
+#include "core/grpc/call_batcher.h"
 #include "core/grpc/grpc_util.h"
 #include "core/jid/jid.h"
 #include "core/service/service_runtime.h"
@@ -88,7 +89,36 @@ int main(int argc, char** argv) {
   auto router = xmpp::presence::v1::PresenceRouter::NewStub(
       xc::NewServiceChannel(absl::GetFlag(FLAGS_router)));
 
-  xc::EventLoop loop;
+  xc::EventLoop& loop = *(*runtime)->loop();
+  xc::metrics::Family<xc::metrics::Histogram>& batch_inputs =
+      (*runtime)->registry()->AddHistogram(
+          "xc_gateway_backend_batch_inputs",
+          "Session inputs one call to a service carried, by service.",
+          xc::metrics::BatchSizeBuckets());
+  xc::CallBatcherOptions batching;
+  batching.timeout = absl::Seconds(5);
+  batching.units_per_call = &batch_inputs.Add({{"service", "roster"}});
+  xc::CallBatcher<xmpp::roster::v1::RosterBatchRequest, xmpp::roster::v1::RosterBatchResponse>
+      roster_calls(
+          &loop,
+          [stub = roster.get()](grpc::ClientContext* c,
+                                const xmpp::roster::v1::RosterBatchRequest* req,
+                                xmpp::roster::v1::RosterBatchResponse* resp,
+                                std::function<void(grpc::Status)> done) {
+            stub->async()->HandleBatch(c, req, resp, std::move(done));
+          },
+          batching);
+  batching.units_per_call = &batch_inputs.Add({{"service", "router"}});
+  xc::CallBatcher<xmpp::presence::v1::RouterBatchRequest, xmpp::presence::v1::RouterBatchResponse>
+      router_calls(
+          &loop,
+          [stub = router.get()](grpc::ClientContext* c,
+                                const xmpp::presence::v1::RouterBatchRequest* req,
+                                xmpp::presence::v1::RouterBatchResponse* resp,
+                                std::function<void(grpc::Status)> done) {
+            stub->async()->HandleBatch(c, req, resp, std::move(done));
+          },
+          batching);
   xc::WorkPool work(2);
   xc::GatewayContext ctx;
   ctx.config = config;
@@ -98,8 +128,8 @@ int main(int argc, char** argv) {
   ctx.loop = &loop;
   ctx.work = &work;
   ctx.accounts = &accounts;
-  ctx.roster = roster.get();
-  ctx.router = router.get();
+  ctx.roster = &roster_calls;
+  ctx.router = &router_calls;
 
   xc::DeliveryService delivery(&ctx);
   absl::StatusOr<std::unique_ptr<grpc::Server>> server =
@@ -144,7 +174,6 @@ int main(int argc, char** argv) {
   XC_LOG(INFO) << "gateway " << config.id << " serving XMPP on " << hostport[0] << ":" << *port
                << ", Deliver on " << advertise;
 
-  std::thread loop_thread([&] { loop.Run(); });
   std::atomic<bool> sweeping{true};
   std::thread sweeper([&] {
     while (sweeping && !xc::SleepUnlessShutdown(absl::Seconds(1))) {
@@ -183,11 +212,11 @@ int main(int argc, char** argv) {
   for (auto& s : sessions) {
     loop.Post([s] { s->CloseWithError(xc::StreamErrorCondition::kSystemShutdown); });
   }
-  absl::SleepFor(absl::Milliseconds(500));  // EndSession calls complete on gRPC threads
+  absl::SleepFor(absl::Milliseconds(500));  // EndSession calls complete meanwhile
   registration.Deregister();
-  loop.Stop();
-  loop_thread.join();
   (*runtime)->Drain(server->get(), absl::Seconds(2));
+  // Nothing of this scope (sessions, batchers, listeners) may run on the loop after this.
+  (*runtime)->StopLoop();
   XC_LOG(INFO) << "gateway " << config.id << " stopped";
   return 0;
 }

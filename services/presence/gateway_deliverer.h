@@ -4,17 +4,19 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/async/task.h"
 #include "proto/xmpp/gateway/v1/gateway.pb.h"
 
 namespace xc {
 
-// Writes batches to the gateway that holds the sessions. Thread-safe.
+// Writes stanzas to the gateway that holds their sessions. The items of one call reach the
+// gateway together and in order. A coroutine on the router's loop.
 class GatewayDeliverer {
  public:
   virtual ~GatewayDeliverer() = default;
   // Returns the full JIDs the gateway no longer holds.
-  virtual absl::StatusOr<std::vector<std::string>> Deliver(
-      const std::string& gateway_id, const xmpp::gateway::v1::DeliverRequest& request) = 0;
+  virtual Task<absl::StatusOr<std::vector<std::string>>> Deliver(
+      const std::string& gateway_id, xmpp::gateway::v1::DeliverRequest request) = 0;
 };
 
 }  // namespace xc

@@ -3,7 +3,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "core/grpc/call_batcher.h"
 #include "core/grpc/grpc_util.h"
 #include "core/store/keys.h"
 #include "proto/xmpp/gateway/v1/gateway.grpc.pb.h"
@@ -15,101 +15,130 @@ using xmpp::gateway::v1::GatewayDelivery;
 
 class GrpcGatewayDeliverer final : public GatewayDeliverer {
  public:
-  GrpcGatewayDeliverer(RedisClient* redis, metrics::Registry* registry)
-      : redis_(redis),
+  GrpcGatewayDeliverer(EventLoop* loop, AsyncRedisClient* redis, metrics::Registry* registry)
+      : loop_(loop),
+        redis_(redis),
         seconds_(&registry
                       ->AddHistogram("xc_router_deliver_seconds",
-                                     "Presence router to gateway hop (one Deliver batch).")
+                                     "Presence router to gateway hop (one input's stanzas for "
+                                     "one gateway, delivered).")
                       .Add({})),
+        units_(&registry
+                    ->AddHistogram("xc_router_deliver_batch_units",
+                                   "Inputs whose stanzas one Deliver call carried.",
+                                   metrics::BatchSizeBuckets())
+                    .Add({})),
         stanzas_(&registry->AddCounter("xc_router_delivered_stanzas_total",
                                        "Stanzas handed to gateways.").Add({})),
         failures_(&registry->AddCounter("xc_router_deliver_failures_total",
-                                        "Deliver batches that failed after retries.").Add({})) {}
+                                        "Deliveries that failed after retries.").Add({})) {}
 
-  absl::StatusOr<std::vector<std::string>> Deliver(
-      const std::string& gateway_id, const xmpp::gateway::v1::DeliverRequest& request) override {
-    metrics::ScopedTimer timer(seconds_);
+  Task<absl::StatusOr<std::vector<std::string>>> Deliver(
+      const std::string& gateway_id, xmpp::gateway::v1::DeliverRequest request) override {
+    const int64_t start = EventLoop::NowNanos();
     stanzas_->Increment(request.items_size());
-    if (IsFenced(gateway_id)) {
+    if (co_await IsFenced(gateway_id)) {
       failures_->Increment();
-      return absl::FailedPreconditionError(absl::StrCat("gateway ", gateway_id, " is fenced"));
+      co_return absl::FailedPreconditionError(absl::StrCat("gateway ", gateway_id, " is fenced"));
     }
     absl::Status last;
     for (int attempt = 0; attempt < 3; ++attempt) {
-      absl::StatusOr<std::shared_ptr<GatewayDelivery::Stub>> stub = StubFor(gateway_id, attempt > 0);
-      if (!stub.ok()) return stub.status();
-      grpc::ClientContext ctx;
-      SetDeadline(&ctx, absl::Seconds(2));
-      xmpp::gateway::v1::DeliverResponse response;
-      grpc::Status s = (*stub)->Deliver(&ctx, request, &response);
-      if (s.ok()) {
-        return std::vector<std::string>(response.missing_full_jids().begin(),
-                                        response.missing_full_jids().end());
+      absl::StatusOr<Target*> target = co_await TargetFor(gateway_id, attempt > 0);
+      if (!target.ok()) co_return target.status();
+      auto answer = co_await (*target)->batcher->Call([&](xmpp::gateway::v1::DeliverRequest* r) {
+        for (const xmpp::gateway::v1::DeliverItem& item : request.items()) *r->add_items() = item;
+        return request.items_size();
+      });
+      if (answer.status.ok()) {
+        seconds_->Observe(static_cast<double>(EventLoop::NowNanos() - start) * 1e-9);
+        std::vector<std::string> missing;
+        const xmpp::gateway::v1::DeliverResponse& response = *answer.response;
+        const int first = answer.slice.first;
+        const int end = first + answer.slice.count;
+        for (int i = 0; i < response.missing_indexes_size(); ++i) {
+          const int index = response.missing_indexes(i);
+          if (index >= first && index < end && i < response.missing_full_jids_size()) {
+            missing.push_back(response.missing_full_jids(i));
+          }
+        }
+        co_return missing;
       }
-      last = FromGrpcStatus(s);
+      last = FromGrpcStatus(answer.status);
     }
     failures_->Increment();
     if (absl::IsUnavailable(last) || absl::IsDeadlineExceeded(last)) {
-      absl::MutexLock lock(&mu_);
       fenced_.insert(gateway_id);  // the router fences it; fail fast until it re-registers
     }
-    return last;
+    co_return last;
   }
 
  private:
-  // A gateway this router gave up on stays skipped while its fence key exists in Redis (one
-  // read per batch, only for such gateways); the gateway deletes the key when it re-registers.
-  bool IsFenced(const std::string& id) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (!fenced_.contains(id)) return false;
-    }
-    absl::StatusOr<RedisReply> r = redis_->Command({"EXISTS", keys::GatewayFenced(id)});
-    if (!r.ok()) return true;
-    if (r->integer == 1) return true;
-    absl::MutexLock lock(&mu_);
-    fenced_.erase(id);
-    return false;
-  }
-
-  // Stubs are shared so that a refresh never frees one another thread is using.
-  absl::StatusOr<std::shared_ptr<GatewayDelivery::Stub>> StubFor(const std::string& id, bool refresh) {
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = stubs_.find(id);
-      if (it != stubs_.end() && !refresh) return it->second.stub;
-    }
-    absl::StatusOr<RedisReply> r = redis_->Command({"HGET", keys::Gateways(), id});
-    if (!r.ok()) return r.status();
-    if (r->is_nil()) return absl::NotFoundError(absl::StrCat("gateway ", id, " is not registered"));
-    absl::MutexLock lock(&mu_);
-    Entry& e = stubs_[id];
-    if (e.address != r->str || !e.stub) {
-      e.address = r->str;
-      e.stub = GatewayDelivery::NewStub(NewServiceChannel(e.address));  // unique → shared
-    }
-    return e.stub;
-  }
-
-  struct Entry {
+  using Batcher = CallBatcher<xmpp::gateway::v1::DeliverRequest, xmpp::gateway::v1::DeliverResponse>;
+  struct Target {
     std::string address;
-    std::shared_ptr<GatewayDelivery::Stub> stub;
+    std::unique_ptr<GatewayDelivery::Stub> stub;
+    std::unique_ptr<Batcher> batcher;
   };
 
-  RedisClient* redis_;
+  // A gateway this router gave up on stays skipped while its fence key exists in Redis (one
+  // read per delivery, only for such gateways); the gateway deletes the key when it
+  // re-registers.
+  Task<bool> IsFenced(const std::string& id) {
+    if (!fenced_.contains(id)) co_return false;
+    RedisArgv cmd = {"EXISTS", keys::GatewayFenced(id)};
+    absl::StatusOr<RedisReply> r = co_await redis_->Command(std::move(cmd));
+    if (!r.ok() || r->integer == 1) co_return true;
+    fenced_.erase(id);
+    co_return false;
+  }
+
+  // The gateway's channel and batcher; `refresh` looks its address up again (it may have
+  // restarted elsewhere). Targets are never freed while the router runs: calls in flight keep
+  // using the batcher they were given.
+  Task<absl::StatusOr<Target*>> TargetFor(const std::string& id, bool refresh) {
+    auto it = targets_.find(id);
+    if (it != targets_.end() && !refresh) co_return it->second.back().get();
+    RedisArgv cmd = {"HGET", keys::Gateways(), id};
+    absl::StatusOr<RedisReply> r = co_await redis_->Command(std::move(cmd));
+    if (!r.ok()) co_return r.status();
+    if (r->is_nil()) {
+      co_return absl::NotFoundError(absl::StrCat("gateway ", id, " is not registered"));
+    }
+    std::vector<std::unique_ptr<Target>>& versions = targets_[id];
+    if (!versions.empty() && versions.back()->address == r->str) co_return versions.back().get();
+    auto target = std::make_unique<Target>();
+    target->address = r->str;
+    target->stub = GatewayDelivery::NewStub(NewServiceChannel(target->address));
+    GatewayDelivery::Stub* stub = target->stub.get();
+    CallBatcherOptions options;
+    options.timeout = absl::Seconds(2);
+    options.units_per_call = units_;
+    target->batcher = std::make_unique<Batcher>(
+        loop_,
+        [stub](grpc::ClientContext* c, const xmpp::gateway::v1::DeliverRequest* req,
+               xmpp::gateway::v1::DeliverResponse* resp, std::function<void(grpc::Status)> done) {
+          stub->async()->Deliver(c, req, resp, std::move(done));
+        },
+        options);
+    versions.push_back(std::move(target));
+    co_return versions.back().get();
+  }
+
+  EventLoop* loop_;
+  AsyncRedisClient* redis_;
   metrics::Histogram* seconds_;
+  metrics::Histogram* units_;
   metrics::Counter* stanzas_;
   metrics::Counter* failures_;
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Entry> stubs_;
+  absl::flat_hash_map<std::string, std::vector<std::unique_ptr<Target>>> targets_;
   absl::flat_hash_set<std::string> fenced_;
 };
 
 }  // namespace
 
-std::unique_ptr<GatewayDeliverer> NewGrpcGatewayDeliverer(RedisClient* redis,
+std::unique_ptr<GatewayDeliverer> NewGrpcGatewayDeliverer(EventLoop* loop, AsyncRedisClient* redis,
                                                           metrics::Registry* registry) {
-  return std::make_unique<GrpcGatewayDeliverer>(redis, registry);
+  return std::make_unique<GrpcGatewayDeliverer>(loop, redis, registry);
 }
 
 }  // namespace xc

@@ -2,16 +2,19 @@
 
 #include <memory>
 
+#include "core/event/event_loop.h"
 #include "core/metrics/metrics.h"
-#include "core/redis/redis_client.h"
+#include "core/redis/async_redis_client.h"
 #include "services/presence/gateway_deliverer.h"
 
 namespace xc {
 
-// GatewayDeliverer over gRPC; gateway addresses come from the registry in Redis (each gateway
-// registers id → address) and channels are cached per gateway.
-// Metrics: xc_router_deliver_seconds (router→gateway hop), delivered stanzas, failures.
-std::unique_ptr<GatewayDeliverer> NewGrpcGatewayDeliverer(RedisClient* redis,
+// GatewayDeliverer over gRPC on `loop`; gateway addresses come from the registry in Redis (each
+// gateway registers id → address), and each gateway gets a channel and a CallBatcher: what many
+// inputs deliver to one gateway during a loop turn travels in one Deliver call.
+// Metrics: xc_router_deliver_seconds (router→gateway hop), delivered stanzas, failures, and
+// xc_router_deliver_batch_units (inputs per Deliver call).
+std::unique_ptr<GatewayDeliverer> NewGrpcGatewayDeliverer(EventLoop* loop, AsyncRedisClient* redis,
                                                           metrics::Registry* registry);
 
 }  // namespace xc

@@ -30,9 +30,11 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<xc::ServiceRuntime>> runtime = xc::ServiceRuntime::Create(
       "xc_router", absl::GetFlag(FLAGS_redis), absl::GetFlag(FLAGS_admin_listen));
   XC_CHECK(runtime.ok()) << runtime.status();
-  xc::RedisClient* redis = (*runtime)->redis();
+  xc::EventLoop* loop = (*runtime)->loop();
+  xc::AsyncRedisClient* redis = (*runtime)->async_redis();
   std::unique_ptr<xc::SessionDirectory> directory = xc::NewRedisSessionDirectory(redis);
-  std::unique_ptr<xc::GatewayDeliverer> deliverer = xc::NewGrpcGatewayDeliverer(redis, (*runtime)->registry());
+  std::unique_ptr<xc::GatewayDeliverer> deliverer =
+      xc::NewGrpcGatewayDeliverer(loop, redis, (*runtime)->registry());
   xc::PresenceRouterOptions options;
   options.probe_answers_last_unavailable = absl::GetFlag(FLAGS_probe_answers_last_unavailable);
   options.waiting_requests_delivered =
@@ -41,7 +43,7 @@ int main(int argc, char** argv) {
           "Waiting subscription requests handed to a resource at its initial presence.").Add({});
   xc::PresenceRouter router(directory.get(), redis, deliverer.get(), xc::RealClock::Get(),
                             options);
-  xc::PresenceGrpcService service(&router);
+  xc::PresenceGrpcService service(loop, &router);
 
   absl::StatusOr<std::unique_ptr<grpc::Server>> server =
       (*runtime)->StartServer(absl::GetFlag(FLAGS_listen), {&service});
@@ -56,7 +58,7 @@ int main(int argc, char** argv) {
     const absl::Duration interval = absl::Milliseconds(absl::GetFlag(FLAGS_reap_interval_ms));
     while (!xc::SleepUnlessShutdown(interval)) {
       absl::StatusOr<int> ended =
-          xc::ReapDeadGateways(redis, directory.get(), &router, owner);
+          xc::BlockOn(loop, xc::ReapDeadGateways(redis, directory.get(), &router, owner));
       if (!ended.ok()) XC_LOG(WARNING) << "gateway sweep failed: " << ended.status();
       if (ended.ok()) reaped.Increment(*ended);
     }
@@ -64,6 +66,7 @@ int main(int argc, char** argv) {
   xc::WaitForShutdown();
   (*runtime)->Drain(server->get());
   reaper.join();
+  (*runtime)->StopLoop();
   XC_LOG(INFO) << "presence router stopped";
   return 0;
 }

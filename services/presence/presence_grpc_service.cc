@@ -1,72 +1,189 @@
 #include "services/presence/presence_grpc_service.h"
 
+#include <string>
+#include <vector>
+
 #include "core/grpc/grpc_util.h"
+#include "core/grpc/serve_on_loop.h"
 
 namespace xc {
 namespace {
 
-grpc::Status BadArgument() {
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed JID or stanza");
+absl::Status BadArgument() { return absl::InvalidArgumentError("malformed JID or stanza"); }
+
+template <typename Result>
+void SetStatus(const absl::Status& status, Result* result) {
+  result->set_code(static_cast<int32_t>(status.code()));
+  result->set_message(std::string(status.message()));
 }
 
 }  // namespace
 
-grpc::Status PresenceGrpcService::BindSession(grpc::ServerContext*,
-                                              const xmpp::presence::v1::BindSessionRequest* request,
-                                              xmpp::presence::v1::BindSessionResponse* response) {
-  absl::StatusOr<Jid> bare = Jid::Parse(request->bare_jid());
-  if (!bare.ok()) return BadArgument();
+Task<absl::Status> PresenceGrpcService::Bind(
+    const xmpp::presence::v1::BindSessionRequest& request, std::string* full_jid) {
+  absl::StatusOr<Jid> bare = Jid::Parse(request.bare_jid());
+  if (!bare.ok()) co_return BadArgument();
   absl::StatusOr<std::string> full =
-      router_->BindSession(request->gateway_id(), *bare, request->resource());
-  if (!full.ok()) return ToGrpcStatus(full.status());
-  response->set_full_jid(*full);
-  return grpc::Status::OK;
+      co_await router_->BindSession(request.gateway_id(), *bare, request.resource());
+  if (!full.ok()) co_return full.status();
+  *full_jid = *std::move(full);
+  co_return absl::OkStatus();
 }
 
-grpc::Status PresenceGrpcService::EndSession(grpc::ServerContext*,
-                                             const xmpp::presence::v1::EndSessionRequest* request,
-                                             xmpp::presence::v1::EndSessionResponse*) {
-  absl::StatusOr<Jid> full = Jid::Parse(request->full_jid());
-  if (!full.ok()) return BadArgument();
-  return ToGrpcStatus(router_->EndSession(*full));
+Task<absl::Status> PresenceGrpcService::End(const xmpp::presence::v1::EndSessionRequest& request) {
+  absl::StatusOr<Jid> full = Jid::Parse(request.full_jid());
+  if (!full.ok()) co_return BadArgument();
+  co_return co_await router_->EndSession(*full);
 }
 
-grpc::Status PresenceGrpcService::SetInterested(
-    grpc::ServerContext*, const xmpp::presence::v1::SetInterestedRequest* request,
+Task<absl::Status> PresenceGrpcService::Interested(
+    const xmpp::presence::v1::SetInterestedRequest& request) {
+  absl::StatusOr<Jid> full = Jid::Parse(request.full_jid());
+  if (!full.ok()) co_return BadArgument();
+  co_return co_await router_->SetInterested(*full);
+}
+
+Task<absl::Status> PresenceGrpcService::Presence(
+    const xmpp::presence::v1::HandlePresenceRequest& request, Replies* replies) {
+  absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
+  absl::StatusOr<XmlElement> presence = FromStanzaProto(request.presence());
+  if (!session.ok() || !presence.ok()) co_return BadArgument();
+  absl::StatusOr<std::vector<XmlElement>> out = co_await router_->HandlePresence(*session, *presence);
+  if (!out.ok()) co_return out.status();
+  for (const XmlElement& r : *out) ToStanzaProto(r, replies->Add());
+  co_return absl::OkStatus();
+}
+
+Task<absl::Status> PresenceGrpcService::Route(const xmpp::presence::v1::RouteStanzaRequest& request,
+                                              Replies* replies) {
+  absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
+  absl::StatusOr<XmlElement> stanza = FromStanzaProto(request.stanza());
+  if (!session.ok() || !stanza.ok()) co_return BadArgument();
+  absl::StatusOr<std::vector<XmlElement>> out = co_await router_->RouteStanza(*session, *stanza);
+  if (!out.ok()) co_return out.status();
+  for (const XmlElement& r : *out) ToStanzaProto(r, replies->Add());
+  co_return absl::OkStatus();
+}
+
+Task<bool> PresenceGrpcService::BatchInput(const xmpp::presence::v1::RouterInput& input,
+                                           xmpp::presence::v1::RouterResult* result) {
+  absl::Status status;
+  switch (input.input_case()) {
+    case xmpp::presence::v1::RouterInput::kBindSession:
+      status = co_await Bind(input.bind_session(), result->mutable_full_jid());
+      break;
+    case xmpp::presence::v1::RouterInput::kEndSession:
+      status = co_await End(input.end_session());
+      break;
+    case xmpp::presence::v1::RouterInput::kSetInterested:
+      status = co_await Interested(input.set_interested());
+      break;
+    case xmpp::presence::v1::RouterInput::kPresence:
+      status = co_await Presence(input.presence(), result->mutable_replies());
+      break;
+    case xmpp::presence::v1::RouterInput::kRoute:
+      status = co_await Route(input.route(), result->mutable_replies());
+      break;
+    default:
+      status = absl::InvalidArgumentError("empty router input");
+  }
+  if (!status.ok()) {
+    result->Clear();
+    SetStatus(status, result);
+  }
+  co_return true;
+}
+
+Task<bool> PresenceGrpcService::Flow(const xmpp::presence::v1::DispatchRequest& flow,
+                                     xmpp::presence::v1::FlowResult* result) {
+  absl::Status status = co_await router_->Dispatch(flow);
+  if (!status.ok()) SetStatus(status, result);
+  co_return true;
+}
+
+Task<grpc::Status> PresenceGrpcService::Batch(const xmpp::presence::v1::RouterBatchRequest& request,
+                                              xmpp::presence::v1::RouterBatchResponse* response) {
+  std::vector<Task<bool>> inputs;
+  inputs.reserve(request.inputs_size());
+  for (const xmpp::presence::v1::RouterInput& input : request.inputs()) {
+    inputs.push_back(BatchInput(input, response->add_results()));
+  }
+  co_await WhenAll(std::move(inputs));
+  co_return grpc::Status::OK;
+}
+
+Task<grpc::Status> PresenceGrpcService::Flows(
+    const xmpp::presence::v1::DispatchBatchRequest& request,
+    xmpp::presence::v1::DispatchBatchResponse* response) {
+  std::vector<Task<bool>> flows;
+  flows.reserve(request.flows_size());
+  for (const xmpp::presence::v1::DispatchRequest& flow : request.flows()) {
+    flows.push_back(Flow(flow, response->add_results()));
+  }
+  co_await WhenAll(std::move(flows));
+  co_return grpc::Status::OK;
+}
+
+grpc::ServerUnaryReactor* PresenceGrpcService::BindSession(
+    grpc::CallbackServerContext* context, const xmpp::presence::v1::BindSessionRequest* request,
+    xmpp::presence::v1::BindSessionResponse* response) {
+  return ServeOnLoop(loop_, context, [this, request, response]() -> Task<grpc::Status> {
+    co_return ToGrpcStatus(co_await Bind(*request, response->mutable_full_jid()));
+  });
+}
+
+grpc::ServerUnaryReactor* PresenceGrpcService::EndSession(
+    grpc::CallbackServerContext* context, const xmpp::presence::v1::EndSessionRequest* request,
+    xmpp::presence::v1::EndSessionResponse*) {
+  return ServeOnLoop(loop_, context, [this, request]() -> Task<grpc::Status> {
+    co_return ToGrpcStatus(co_await End(*request));
+  });
+}
+
+grpc::ServerUnaryReactor* PresenceGrpcService::SetInterested(
+    grpc::CallbackServerContext* context, const xmpp::presence::v1::SetInterestedRequest* request,
     xmpp::presence::v1::SetInterestedResponse*) {
-  absl::StatusOr<Jid> full = Jid::Parse(request->full_jid());
-  if (!full.ok()) return BadArgument();
-  return ToGrpcStatus(router_->SetInterested(*full));
+  return ServeOnLoop(loop_, context, [this, request]() -> Task<grpc::Status> {
+    co_return ToGrpcStatus(co_await Interested(*request));
+  });
 }
 
-grpc::Status PresenceGrpcService::HandlePresence(
-    grpc::ServerContext*, const xmpp::presence::v1::HandlePresenceRequest* request,
+grpc::ServerUnaryReactor* PresenceGrpcService::HandlePresence(
+    grpc::CallbackServerContext* context, const xmpp::presence::v1::HandlePresenceRequest* request,
     xmpp::presence::v1::HandlePresenceResponse* response) {
-  absl::StatusOr<Jid> session = Jid::Parse(request->session_jid());
-  absl::StatusOr<XmlElement> presence = FromStanzaProto(request->presence());
-  if (!session.ok() || !presence.ok()) return BadArgument();
-  absl::StatusOr<std::vector<XmlElement>> replies = router_->HandlePresence(*session, *presence);
-  if (!replies.ok()) return ToGrpcStatus(replies.status());
-  for (const XmlElement& r : *replies) ToStanzaProto(r, response->add_replies());
-  return grpc::Status::OK;
+  return ServeOnLoop(loop_, context, [this, request, response]() -> Task<grpc::Status> {
+    co_return ToGrpcStatus(co_await Presence(*request, response->mutable_replies()));
+  });
 }
 
-grpc::Status PresenceGrpcService::RouteStanza(grpc::ServerContext*,
-                                              const xmpp::presence::v1::RouteStanzaRequest* request,
-                                              xmpp::presence::v1::RouteStanzaResponse* response) {
-  absl::StatusOr<Jid> session = Jid::Parse(request->session_jid());
-  absl::StatusOr<XmlElement> stanza = FromStanzaProto(request->stanza());
-  if (!session.ok() || !stanza.ok()) return BadArgument();
-  absl::StatusOr<std::vector<XmlElement>> replies = router_->RouteStanza(*session, *stanza);
-  if (!replies.ok()) return ToGrpcStatus(replies.status());
-  for (const XmlElement& r : *replies) ToStanzaProto(r, response->add_replies());
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* PresenceGrpcService::RouteStanza(
+    grpc::CallbackServerContext* context, const xmpp::presence::v1::RouteStanzaRequest* request,
+    xmpp::presence::v1::RouteStanzaResponse* response) {
+  return ServeOnLoop(loop_, context, [this, request, response]() -> Task<grpc::Status> {
+    co_return ToGrpcStatus(co_await Route(*request, response->mutable_replies()));
+  });
 }
 
-grpc::Status PresenceGrpcService::Dispatch(grpc::ServerContext*,
-                                           const xmpp::presence::v1::DispatchRequest* request,
-                                           xmpp::presence::v1::DispatchResponse*) {
-  return ToGrpcStatus(router_->Dispatch(*request));
+grpc::ServerUnaryReactor* PresenceGrpcService::Dispatch(
+    grpc::CallbackServerContext* context, const xmpp::presence::v1::DispatchRequest* request,
+    xmpp::presence::v1::DispatchResponse*) {
+  return ServeOnLoop(loop_, context, [this, request]() -> Task<grpc::Status> {
+    co_return ToGrpcStatus(co_await router_->Dispatch(*request));
+  });
+}
+
+grpc::ServerUnaryReactor* PresenceGrpcService::HandleBatch(
+    grpc::CallbackServerContext* context, const xmpp::presence::v1::RouterBatchRequest* request,
+    xmpp::presence::v1::RouterBatchResponse* response) {
+  return ServeOnLoop(loop_, context,
+                     [this, request, response] { return Batch(*request, response); });
+}
+
+grpc::ServerUnaryReactor* PresenceGrpcService::DispatchBatch(
+    grpc::CallbackServerContext* context, const xmpp::presence::v1::DispatchBatchRequest* request,
+    xmpp::presence::v1::DispatchBatchResponse* response) {
+  return ServeOnLoop(loop_, context,
+                     [this, request, response] { return Flows(*request, response); });
 }
 
 }  // namespace xc

@@ -1,30 +1,63 @@
 #pragma once
 
+#include "core/async/task.h"
+#include "core/event/event_loop.h"
 #include "proto/xmpp/presence/v1/presence.grpc.pb.h"
 #include "services/presence/presence_router.h"
 
 namespace xc {
 
-// The PresenceRouter gRPC surface over PresenceRouter. `router` must outlive it.
-class PresenceGrpcService final : public xmpp::presence::v1::PresenceRouter::Service {
+// The PresenceRouter gRPC surface over PresenceRouter (callback API): every call becomes a
+// coroutine on `loop`. `router` must outlive it.
+class PresenceGrpcService final : public xmpp::presence::v1::PresenceRouter::CallbackService {
  public:
-  explicit PresenceGrpcService(PresenceRouter* router) : router_(router) {}
+  PresenceGrpcService(EventLoop* loop, PresenceRouter* router) : loop_(loop), router_(router) {}
 
-  grpc::Status BindSession(grpc::ServerContext*, const xmpp::presence::v1::BindSessionRequest*,
-                           xmpp::presence::v1::BindSessionResponse*) override;
-  grpc::Status EndSession(grpc::ServerContext*, const xmpp::presence::v1::EndSessionRequest*,
-                          xmpp::presence::v1::EndSessionResponse*) override;
-  grpc::Status SetInterested(grpc::ServerContext*, const xmpp::presence::v1::SetInterestedRequest*,
-                             xmpp::presence::v1::SetInterestedResponse*) override;
-  grpc::Status HandlePresence(grpc::ServerContext*,
-                              const xmpp::presence::v1::HandlePresenceRequest*,
-                              xmpp::presence::v1::HandlePresenceResponse*) override;
-  grpc::Status RouteStanza(grpc::ServerContext*, const xmpp::presence::v1::RouteStanzaRequest*,
-                           xmpp::presence::v1::RouteStanzaResponse*) override;
-  grpc::Status Dispatch(grpc::ServerContext*, const xmpp::presence::v1::DispatchRequest*,
-                        xmpp::presence::v1::DispatchResponse*) override;
+  grpc::ServerUnaryReactor* BindSession(grpc::CallbackServerContext*,
+                                        const xmpp::presence::v1::BindSessionRequest*,
+                                        xmpp::presence::v1::BindSessionResponse*) override;
+  grpc::ServerUnaryReactor* EndSession(grpc::CallbackServerContext*,
+                                       const xmpp::presence::v1::EndSessionRequest*,
+                                       xmpp::presence::v1::EndSessionResponse*) override;
+  grpc::ServerUnaryReactor* SetInterested(grpc::CallbackServerContext*,
+                                          const xmpp::presence::v1::SetInterestedRequest*,
+                                          xmpp::presence::v1::SetInterestedResponse*) override;
+  grpc::ServerUnaryReactor* HandlePresence(grpc::CallbackServerContext*,
+                                           const xmpp::presence::v1::HandlePresenceRequest*,
+                                           xmpp::presence::v1::HandlePresenceResponse*) override;
+  grpc::ServerUnaryReactor* RouteStanza(grpc::CallbackServerContext*,
+                                        const xmpp::presence::v1::RouteStanzaRequest*,
+                                        xmpp::presence::v1::RouteStanzaResponse*) override;
+  grpc::ServerUnaryReactor* Dispatch(grpc::CallbackServerContext*,
+                                     const xmpp::presence::v1::DispatchRequest*,
+                                     xmpp::presence::v1::DispatchResponse*) override;
+  grpc::ServerUnaryReactor* HandleBatch(grpc::CallbackServerContext*,
+                                        const xmpp::presence::v1::RouterBatchRequest*,
+                                        xmpp::presence::v1::RouterBatchResponse*) override;
+  grpc::ServerUnaryReactor* DispatchBatch(grpc::CallbackServerContext*,
+                                          const xmpp::presence::v1::DispatchBatchRequest*,
+                                          xmpp::presence::v1::DispatchBatchResponse*) override;
 
  private:
+  using Replies = google::protobuf::RepeatedPtrField<xmpp::stanza::v1::Stanza>;
+  Task<absl::Status> Bind(const xmpp::presence::v1::BindSessionRequest& request,
+                          std::string* full_jid);
+  Task<absl::Status> End(const xmpp::presence::v1::EndSessionRequest& request);
+  Task<absl::Status> Interested(const xmpp::presence::v1::SetInterestedRequest& request);
+  Task<absl::Status> Presence(const xmpp::presence::v1::HandlePresenceRequest& request,
+                              Replies* replies);
+  Task<absl::Status> Route(const xmpp::presence::v1::RouteStanzaRequest& request,
+                           Replies* replies);
+  Task<bool> BatchInput(const xmpp::presence::v1::RouterInput& input,
+                        xmpp::presence::v1::RouterResult* result);
+  Task<bool> Flow(const xmpp::presence::v1::DispatchRequest& flow,
+                  xmpp::presence::v1::FlowResult* result);
+  Task<grpc::Status> Batch(const xmpp::presence::v1::RouterBatchRequest& request,
+                           xmpp::presence::v1::RouterBatchResponse* response);
+  Task<grpc::Status> Flows(const xmpp::presence::v1::DispatchBatchRequest& request,
+                           xmpp::presence::v1::DispatchBatchResponse* response);
+
+  EventLoop* loop_;
   PresenceRouter* router_;
 };
 

@@ -3,11 +3,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "core/async/task.h"
 #include "core/base/clock.h"
 #include "core/jid/jid.h"
 #include "core/metrics/metrics.h"
-#include "core/redis/redis_client.h"
+#include "core/redis/async_redis_client.h"
 #include "core/xml/xml_element.h"
 #include "proto/xmpp/presence/v1/presence.pb.h"
 #include "services/presence/gateway_deliverer.h"
@@ -25,23 +27,26 @@ struct PresenceRouterOptions {
 
 // Sessions, presence (RFC 6121 §4) and routing (§8). Reads rosters and waiting requests from
 // the roster service's keys (never writes them). Every method is one input; deliveries it
-// causes are batched per gateway and written in order. Thread-safe.
+// causes are batched per gateway and written in order, and the method ends once they are
+// delivered. Coroutines on the router's loop; arguments must stay valid until the call ends
+// (await it where it is made).
 class PresenceRouter {
  public:
-  PresenceRouter(SessionDirectory* directory, RedisClient* redis, GatewayDeliverer* deliverer,
+  PresenceRouter(SessionDirectory* directory, AsyncRedisClient* redis, GatewayDeliverer* deliverer,
                  Clock* clock, PresenceRouterOptions options = {});
 
-  absl::StatusOr<std::string> BindSession(absl::string_view gateway_id, const Jid& bare,
-                                          absl::string_view resource);
-  absl::Status EndSession(const Jid& full);
-  absl::Status SetInterested(const Jid& full);
+  Task<absl::StatusOr<std::string>> BindSession(absl::string_view gateway_id, const Jid& bare,
+                                                absl::string_view resource);
+  Task<absl::Status> EndSession(const Jid& full);
+  Task<absl::Status> SetInterested(const Jid& full);
   // Available, unavailable, probe or error presence from `session` (from already stamped).
   // Returns stanzas for the sender.
-  absl::StatusOr<std::vector<XmlElement>> HandlePresence(const Jid& session,
-                                                         const XmlElement& presence);
+  Task<absl::StatusOr<std::vector<XmlElement>>> HandlePresence(const Jid& session,
+                                                               const XmlElement& presence);
   // A message or IQ to another entity.
-  absl::StatusOr<std::vector<XmlElement>> RouteStanza(const Jid& session, const XmlElement& stanza);
-  absl::Status Dispatch(const xmpp::presence::v1::DispatchRequest& request);
+  Task<absl::StatusOr<std::vector<XmlElement>>> RouteStanza(const Jid& session,
+                                                            const XmlElement& stanza);
+  Task<absl::Status> Dispatch(const xmpp::presence::v1::DispatchRequest& request);
 
  private:
   class Outbox;
@@ -49,27 +54,38 @@ class PresenceRouter {
     std::vector<Jid> presence_to;  // contacts that receive our presence (from / both)
     std::vector<Jid> presence_of;  // contacts whose presence we receive (to / both)
   };
+  // Session lists read during one input, by bare JID: an input that delivers several times to
+  // one user (a push, then a stanza, then presence) reads that user's sessions once.
+  using SessionCache = absl::flat_hash_map<std::string, std::vector<SessionEntry>>;
 
-  absl::StatusOr<Contacts> ReadContacts(const Jid& bare);
+  Task<absl::StatusOr<Contacts>> ReadContacts(const Jid& bare);
+  Task<absl::StatusOr<const std::vector<SessionEntry>*>> Sessions(const Jid& bare,
+                                                                  SessionCache* cache);
   // A gateway that stayed unreachable through the deliverer's retries is treated as gone.
-  void FenceGateway(const std::string& gateway_id);
-  absl::Status BroadcastUnavailable(const Jid& full, const XmlElement* stanza, Outbox* out);
+  Task<bool> FenceGateway(std::string gateway_id);
+  Task<absl::Status> BroadcastUnavailable(const Jid& full, const XmlElement* stanza, Outbox* out);
+  // `xml` (with from, without to) to the available resources of every contact, addressed to
+  // each contact's bare JID; the contacts' sessions are read in one round trip.
+  Task<absl::Status> Broadcast(const std::vector<Jid>& contacts, const std::string& xml,
+                               Outbox* out);
   // The one delivery primitive: `to`'s sessions that the audience selects (AUDIENCE_FULL_JID:
-  // exactly to's resource); `xml_source()` serializes, once, only if someone receives it.
-  template <typename XmlSource>
-  absl::Status DeliverTo(const Jid& to, xmpp::presence::v1::Audience audience,
-                         const XmlSource& xml_source, bool address_each, Outbox* out);
-  absl::Status DeliverToBare(const Jid& bare, xmpp::presence::v1::Audience audience,
-                             const XmlElement& stanza, bool address_each, Outbox* out);
-  absl::Status DeliverSnapshot(const xmpp::presence::v1::PresenceSnapshot& snapshot, Outbox* out);
-  absl::Status DeliverDirected(const Jid& target, const XmlElement& stanza, Outbox* out,
-                               bool full_jid_only = false);
-  absl::Status RememberDirected(const Jid& session, const Jid& target, bool available);
-  absl::Status AnswerProbe(const Jid& prober, const std::string& prober_gateway,
-                           const Jid& target, const XmlElement& probe, Outbox* out);
+  // exactly to's resource). `xml` is written as is.
+  Task<absl::Status> DeliverTo(const Jid& to, xmpp::presence::v1::Audience audience,
+                               const std::string& xml, bool address_each, Outbox* out,
+                               SessionCache* cache = nullptr);
+  Task<absl::Status> DeliverSnapshot(const xmpp::presence::v1::PresenceSnapshot& snapshot,
+                                     Outbox* out, SessionCache* cache);
+  Task<absl::Status> DeliverDirected(const Jid& target, const XmlElement& stanza, Outbox* out,
+                                     bool full_jid_only = false);
+  Task<absl::Status> RememberDirected(const Jid& session, const Jid& target, bool available);
+  // Probes of `targets` by `prober` answered from the targets' stored presence, to the prober
+  // only: two round trips whatever the number of targets.
+  Task<absl::Status> AnswerProbes(const Jid& prober, const std::string& prober_gateway,
+                                  const std::vector<Jid>& targets, const XmlElement& probe,
+                                  Outbox* out);
 
   SessionDirectory* directory_;
-  RedisClient* redis_;
+  AsyncRedisClient* redis_;
   GatewayDeliverer* deliverer_;
   Clock* clock_;
   PresenceRouterOptions options_;

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
       "xc_roster", absl::GetFlag(FLAGS_redis), absl::GetFlag(FLAGS_admin_listen));
   XC_CHECK(runtime.ok()) << runtime.status();
   xc::RedisClient* redis = (*runtime)->redis();
-  std::unique_ptr<xc::RosterStore> store = xc::NewRedisRosterStore(redis);
+  std::unique_ptr<xc::RosterStore> store = xc::NewRedisRosterStore((*runtime)->async_redis());
   xc::RosterLimits limits;
   limits.max_items = static_cast<size_t>(absl::GetFlag(FLAGS_max_roster_items));
   limits.max_pending = static_cast<size_t>(absl::GetFlag(FLAGS_max_pending_requests));
@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
   auto router = xmpp::presence::v1::PresenceRouter::NewStub(
       xc::NewServiceChannel(absl::GetFlag(FLAGS_router)));
   xc::RosterConsistency consistency(store.get(), &processor);
-  xc::RosterGrpcService service(&processor, &consistency, router.get(), (*runtime)->registry());
+  xc::RosterGrpcService service((*runtime)->loop(), &processor, &consistency, router.get(),
+                                (*runtime)->registry());
   std::unique_ptr<xc::WaitingCensus> census;
   if (absl::GetFlag(FLAGS_waiting_census_interval) > absl::ZeroDuration()) {
     census = std::make_unique<xc::WaitingCensus>(redis, (*runtime)->registry(),
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
   XC_LOG(INFO) << "roster service listening on " << absl::GetFlag(FLAGS_listen);
   xc::WaitForShutdown();
   (*runtime)->Drain(server->get());
+  (*runtime)->StopLoop();
   census.reset();
   XC_LOG(INFO) << "roster service stopped";
   return 0;

@@ -10,17 +10,17 @@ namespace {
 
 using xmpp::store::v1::RosterItemRecord;
 
-absl::StatusOr<RosterItemRecord> ReadRecord(RosterStore* store, const Jid& user,
-                                            const Jid& contact) {
+Task<absl::StatusOr<RosterItemRecord>> ReadRecord(RosterStore* store, const Jid& user,
+                                                  const Jid& contact) {
   absl::StatusOr<std::optional<std::string>> raw =
-      store->GetItem(user.BareString(), contact.BareString());
-  if (!raw.ok()) return raw.status();
+      co_await store->GetItem(user.BareString(), contact.BareString());
+  if (!raw.ok()) co_return raw.status();
   RosterItemRecord record;
   if (raw->has_value() && !record.ParseFromString(**raw)) {
-    return absl::DataLossError(
+    co_return absl::DataLossError(
         absl::StrCat("unreadable roster entry ", contact.BareString(), " of ", user.BareString()));
   }
-  return record;
+  co_return record;
 }
 
 // The inbound half that heals a disagreement: `type` from `sender`, processed at `receiver`.
@@ -33,12 +33,13 @@ struct Repair {
 
 }  // namespace
 
-absl::StatusOr<bool> RosterConsistency::CheckDirection(const Jid& subscriber, const Jid& publisher,
-                                                       bool repair, ConsistencyReport* report) {
-  absl::StatusOr<RosterItemRecord> s = ReadRecord(store_, subscriber, publisher);
-  if (!s.ok()) return s.status();
-  absl::StatusOr<RosterItemRecord> p = ReadRecord(store_, publisher, subscriber);
-  if (!p.ok()) return p.status();
+Task<absl::StatusOr<bool>> RosterConsistency::CheckDirection(Jid subscriber, Jid publisher,
+                                                             bool repair,
+                                                             ConsistencyReport* report) {
+  absl::StatusOr<RosterItemRecord> s = co_await ReadRecord(store_, subscriber, publisher);
+  if (!s.ok()) co_return s.status();
+  absl::StatusOr<RosterItemRecord> p = co_await ReadRecord(store_, publisher, subscriber);
+  if (!p.ok()) co_return p.status();
   const std::string sub = subscriber.BareString();
   const std::string pub = publisher.BareString();
 
@@ -69,7 +70,7 @@ absl::StatusOr<bool> RosterConsistency::CheckDirection(const Jid& subscriber, co
     fix = Repair{publisher, subscriber, "unsubscribe",
                  absl::StrCat(pub, " holds a request from ", sub, ", who no longer asks")};
   }
-  if (!fix) return false;
+  if (!fix) co_return false;
 
   RosterFinding finding;
   finding.user = sub;
@@ -80,8 +81,9 @@ absl::StatusOr<bool> RosterConsistency::CheckDirection(const Jid& subscriber, co
   if (repair) {
     XmlElement stanza("presence", std::string(kNsClient));
     stanza.SetAttribute("type", fix->type);
-    absl::StatusOr<RosterOutput> out = processor_->HandleInbound(fix->receiver, fix->sender, stanza);
-    if (!out.ok()) return out.status();
+    absl::StatusOr<RosterOutput> out =
+        co_await processor_->HandleInbound(fix->receiver, fix->sender, stanza);
+    if (!out.ok()) co_return out.status();
     for (auto& effect : out->effects) report->output.effects.push_back(std::move(effect));
     for (auto& t : out->transitions) report->output.transitions.push_back(std::move(t));
     report->output.requests_stored += out->requests_stored;
@@ -89,33 +91,34 @@ absl::StatusOr<bool> RosterConsistency::CheckDirection(const Jid& subscriber, co
     finding.repaired = true;
   }
   report->findings.push_back(std::move(finding));
-  return true;
+  co_return true;
 }
 
-absl::StatusOr<ConsistencyReport> RosterConsistency::Check(const Jid& user, bool repair) {
+Task<absl::StatusOr<ConsistencyReport>> RosterConsistency::Check(Jid user, bool repair) {
   ConsistencyReport report;
-  absl::StatusOr<StoredRoster> roster = store_->ReadRoster(user.BareString());
-  if (!roster.ok()) return roster.status();
+  absl::StatusOr<StoredRoster> roster = co_await store_->ReadRoster(user.BareString());
+  if (!roster.ok()) co_return roster.status();
   for (const auto& [contact_text, unused] : roster->items) {
     absl::StatusOr<Jid> contact = Jid::Parse(contact_text);
     if (!contact.ok() || contact->local().empty()) continue;
-    absl::StatusOr<bool> exists = store_->UserExists(contact->BareString());
-    if (!exists.ok()) return exists.status();
+    absl::StatusOr<bool> exists = co_await store_->UserExists(contact->BareString());
+    if (!exists.ok()) co_return exists.status();
     if (!*exists) continue;  // an account that is gone, or not served here: nothing to pair
     ++report.contacts_checked;
     // A repair can expose the next disagreement (e.g. a withdrawn subscription that also left
     // a request behind); a few rounds settle any pair, each round moving its state forward.
     for (int round = 0; round < 4; ++round) {
       bool found = false;
-      for (const auto& [a, b] : {std::pair(user, *contact), std::pair(*contact, user)}) {
-        absl::StatusOr<bool> f = CheckDirection(a, b, repair, &report);
-        if (!f.ok()) return f.status();
+      const std::vector<std::pair<Jid, Jid>> directions = {{user, *contact}, {*contact, user}};
+      for (const auto& [a, b] : directions) {
+        absl::StatusOr<bool> f = co_await CheckDirection(a, b, repair, &report);
+        if (!f.ok()) co_return f.status();
         found = found || *f;
       }
       if (!found || !repair) break;
     }
   }
-  return report;
+  co_return report;
 }
 
 }  // namespace xc

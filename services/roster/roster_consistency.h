@@ -37,13 +37,13 @@ class RosterConsistency {
   RosterConsistency(RosterStore* store, RosterProcessor* processor)
       : store_(store), processor_(processor) {}
 
-  absl::StatusOr<ConsistencyReport> Check(const Jid& user, bool repair);
+  Task<absl::StatusOr<ConsistencyReport>> Check(Jid user, bool repair);
 
  private:
   // One direction: does `subscriber` receive `publisher`'s presence, consistently on both sides?
   // Returns true when it found (and, with `repair`, applied) something.
-  absl::StatusOr<bool> CheckDirection(const Jid& subscriber, const Jid& publisher, bool repair,
-                                      ConsistencyReport* report);
+  Task<absl::StatusOr<bool>> CheckDirection(Jid subscriber, Jid publisher, bool repair,
+                                            ConsistencyReport* report);
 
   RosterStore* store_;
   RosterProcessor* processor_;

@@ -3,22 +3,48 @@
 #include "absl/time/clock.h"
 #include "core/base/log.h"
 #include "core/grpc/grpc_util.h"
+#include "core/grpc/serve_on_loop.h"
 
 namespace xc {
 
-RosterGrpcService::RosterGrpcService(RosterProcessor* processor, RosterConsistency* consistency,
-                                     xmpp::presence::v1::PresenceRouter::StubInterface* router,
+namespace {
+
+CallBatcherOptions DispatchBatching(metrics::Registry* registry) {
+  CallBatcherOptions o;
+  o.timeout = absl::Seconds(3);
+  o.units_per_call = &registry
+                          ->AddHistogram("xc_roster_dispatch_batch_flows",
+                                         "Flows whose effects one DispatchBatch call carried.",
+                                         metrics::BatchSizeBuckets())
+                          .Add({});
+  return o;
+}
+
+}  // namespace
+
+RosterGrpcService::RosterGrpcService(EventLoop* loop, RosterProcessor* processor,
+                                     RosterConsistency* consistency,
+                                     xmpp::presence::v1::PresenceRouter::Stub* router,
                                      metrics::Registry* registry)
-    : processor_(processor),
+    : loop_(loop),
+      processor_(processor),
       consistency_(consistency),
-      router_(router),
+      dispatch_(
+          loop,
+          [router](grpc::ClientContext* c, const xmpp::presence::v1::DispatchBatchRequest* req,
+                   xmpp::presence::v1::DispatchBatchResponse* resp,
+                   std::function<void(grpc::Status)> done) {
+            router->async()->DispatchBatch(c, req, resp, std::move(done));
+          },
+          DispatchBatching(registry)),
       requests_(&registry->AddCounter("xc_roster_requests_total",
                                       "Roster IQs and subscription stanzas, by type.")),
       effects_(&registry->AddCounter("xc_roster_effects_total",
                                      "Effects handed to the router, by kind.")),
       dispatch_seconds_(&registry
                              ->AddHistogram("xc_roster_dispatch_seconds",
-                                            "Roster service to presence router hop (Dispatch).")
+                                            "Roster service to presence router hop: one flow's effects "
+                                            "dispatched (DispatchBatch).")
                              .Add({})),
       dispatch_failures_(&registry
                               ->AddCounter("xc_roster_dispatch_failures_total",
@@ -54,42 +80,56 @@ void RosterGrpcService::Record(const RosterOutput& output) {
   if (output.requests_cleared > 0) requests_cleared_->Increment(output.requests_cleared);
 }
 
-absl::Status RosterGrpcService::DispatchEffects(const RosterOutput& output) {
-  if (output.effects.empty()) return absl::OkStatus();
+namespace {
+
+bool Transient(const absl::Status& s) {
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
+}
+
+bool Transient(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+}
+
+}  // namespace
+
+Task<absl::Status> RosterGrpcService::DispatchEffects(const RosterOutput& output) {
+  if (output.effects.empty()) co_return absl::OkStatus();
   for (const auto& e : output.effects) {
     const char* kind = e.has_presence_snapshot() ? "presence"
                        : e.delivery().stanza().kind() == xmpp::stanza::v1::KIND_IQ ? "push"
                                                                                     : "delivery";
     effects_->Add({{"kind", kind}}).Increment();
   }
-  metrics::ScopedTimer timer(dispatch_seconds_);
-  xmpp::presence::v1::DispatchRequest request;
-  for (const auto& effect : output.effects) *request.add_effects() = effect;
-  absl::Status last;
+  const int64_t start = EventLoop::NowNanos();
+  grpc::Status last;
   absl::Duration backoff = absl::Milliseconds(20);
   for (int attempt = 0; attempt < 4; ++attempt) {
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx, absl::Seconds(3));
-    xmpp::presence::v1::DispatchResponse response;
-    grpc::Status s = router_->Dispatch(&ctx, request, &response);
-    if (s.ok()) return absl::OkStatus();
-    last = FromGrpcStatus(s);
-    if (s.error_code() != grpc::StatusCode::UNAVAILABLE &&
-        s.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
-      break;
+    auto answer = co_await dispatch_.Call([&](xmpp::presence::v1::DispatchBatchRequest* r) {
+      xmpp::presence::v1::DispatchRequest* flow = r->add_flows();
+      for (const auto& effect : output.effects) *flow->add_effects() = effect;
+      return 1;
+    });
+    last = answer.status;
+    if (last.ok()) {
+      if (answer.slice.first >= answer.response->results_size()) {
+        last = grpc::Status(grpc::StatusCode::INTERNAL, "router answered fewer flows than sent");
+      } else {
+        const xmpp::presence::v1::FlowResult& r = answer.response->results(answer.slice.first);
+        last = grpc::Status(static_cast<grpc::StatusCode>(r.code()), r.message());
+      }
     }
-    absl::SleepFor(backoff);
+    if (last.ok()) {
+      dispatch_seconds_->Observe(static_cast<double>(EventLoop::NowNanos() - start) * 1e-9);
+      co_return absl::OkStatus();
+    }
+    if (!Transient(last)) break;
+    co_await Sleep(loop_, backoff);
     backoff *= 3;
   }
   dispatch_failures_->Increment();
-  XC_LOG(WARNING) << "dispatch to router failed: " << last;
-  return last;
-}
-
-namespace {
-
-bool Transient(const absl::Status& s) {
-  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
+  XC_LOG(WARNING) << "dispatch to router failed: " << last.error_message();
+  co_return FromGrpcStatus(last);
 }
 
 // Runs the processor again while it fails transiently (Redis briefly unreachable), up to a
@@ -98,82 +138,71 @@ bool Transient(const absl::Status& s) {
 // dispatched with their own bounded retries (DispatchEffects) and never recomputed. A flow
 // interrupted between its two per-user steps (an approval stored on one side only) is found and
 // healed by CheckRoster (RosterConsistency, `xc-admin roster check --repair`).
-template <typename Flow>
-absl::Status WithRetries(Flow flow, metrics::Counter* retries) {
-  absl::Status s;
+Task<absl::Status> RosterGrpcService::Run(
+    std::function<Task<absl::StatusOr<RosterOutput>>()> flow, Replies* replies) {
+  absl::StatusOr<RosterOutput> output;
   absl::Duration backoff = absl::Milliseconds(50);
   for (int attempt = 0; attempt < 4; ++attempt) {
-    if (attempt > 0) retries->Increment();
-    s = flow();
-    if (!Transient(s)) return s;
-    absl::SleepFor(backoff);
-    backoff *= 2;
+    if (attempt > 0) {
+      flow_retries_->Increment();
+      co_await Sleep(loop_, backoff);
+      backoff *= 2;
+    }
+    output = co_await flow();
+    if (!Transient(output.status())) break;
   }
-  return s;
+  if (!output.ok()) co_return output.status();
+  absl::Status dispatched = co_await DispatchEffects(*output);
+  if (!dispatched.ok()) co_return dispatched;
+  Record(*output);
+  for (const XmlElement& reply : output->replies) ToStanzaProto(reply, replies->Add());
+  co_return absl::OkStatus();
 }
 
-}  // namespace
-
-template <typename Response>
-grpc::Status RosterGrpcService::Run(const std::function<absl::StatusOr<RosterOutput>()>& flow,
-                                    Response* response) {
-  RosterOutput output;
-  absl::Status status = WithRetries([&]() -> absl::Status {
-    absl::StatusOr<RosterOutput> out = flow();
-    if (!out.ok()) return out.status();
-    output = *std::move(out);
-    return absl::OkStatus();
-  }, flow_retries_);
-  if (status.ok()) status = DispatchEffects(output);
-  if (!status.ok()) return ToGrpcStatus(status);
-  Record(output);
-  for (const XmlElement& reply : output.replies) ToStanzaProto(reply, response->add_replies());
-  return grpc::Status::OK;
-}
-
-grpc::Status RosterGrpcService::HandleRosterIq(grpc::ServerContext*,
-                                               const xmpp::roster::v1::RosterIqRequest* request,
-                                               xmpp::roster::v1::RosterIqResponse* response) {
-  absl::StatusOr<Jid> session = Jid::Parse(request->session_jid());
-  absl::StatusOr<XmlElement> iq = FromStanzaProto(request->iq());
-  if (!session.ok() || !iq.ok()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad session or stanza");
-  }
+Task<absl::Status> RosterGrpcService::RosterIq(const xmpp::roster::v1::RosterIqRequest& request,
+                                               Replies* replies) {
+  absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
+  absl::StatusOr<XmlElement> iq = FromStanzaProto(request.iq());
+  if (!session.ok() || !iq.ok()) co_return absl::InvalidArgumentError("bad session or stanza");
   requests_->Add({{"type", "iq_" + iq->Attribute("type")}}).Increment();
-  return Run([&] { return processor_->HandleRosterIq(*session, *iq); }, response);
+  co_return co_await Run([&] { return processor_->HandleRosterIq(*session, *iq); }, replies);
 }
 
-grpc::Status RosterGrpcService::HandleSubscription(
-    grpc::ServerContext*, const xmpp::roster::v1::SubscriptionRequest* request,
-    xmpp::roster::v1::SubscriptionResponse* response) {
-  absl::StatusOr<Jid> session = Jid::Parse(request->session_jid());
-  absl::StatusOr<XmlElement> presence = FromStanzaProto(request->presence());
+Task<absl::Status> RosterGrpcService::Subscription(
+    const xmpp::roster::v1::SubscriptionRequest& request, Replies* replies) {
+  absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
+  absl::StatusOr<XmlElement> presence = FromStanzaProto(request.presence());
   if (!session.ok() || !presence.ok()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad session or stanza");
+    co_return absl::InvalidArgumentError("bad session or stanza");
   }
-  requests_->Add({{"type", request->presence().type()}}).Increment();
-  return Run([&] { return processor_->HandleSubscription(*session, *presence); }, response);
+  requests_->Add({{"type", request.presence().type()}}).Increment();
+  co_return co_await Run([&] { return processor_->HandleSubscription(*session, *presence); },
+                         replies);
 }
 
-grpc::Status RosterGrpcService::CheckRoster(grpc::ServerContext*,
-                                            const xmpp::roster::v1::CheckRosterRequest* request,
+Task<absl::Status> RosterGrpcService::Check(const xmpp::roster::v1::CheckRosterRequest& request,
                                             xmpp::roster::v1::CheckRosterResponse* response) {
-  absl::StatusOr<Jid> user = Jid::Parse(request->user());
+  absl::StatusOr<Jid> user = Jid::Parse(request.user());
   if (!user.ok() || user->local().empty() || user->is_full()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "user must be a bare JID user@domain");
+    co_return absl::InvalidArgumentError("user must be a bare JID user@domain");
   }
-  ConsistencyReport report;
-  absl::Status status = WithRetries([&]() -> absl::Status {
-    absl::StatusOr<ConsistencyReport> r = consistency_->Check(*user, request->repair());
-    if (!r.ok()) return r.status();
-    report = *std::move(r);
-    return absl::OkStatus();
-  }, flow_retries_);
-  if (status.ok()) status = DispatchEffects(report.output);
-  if (!status.ok()) return ToGrpcStatus(status);
-  Record(report.output);
-  response->set_contacts_checked(report.contacts_checked);
-  for (const RosterFinding& f : report.findings) {
+  absl::StatusOr<ConsistencyReport> report;
+  absl::Duration backoff = absl::Milliseconds(50);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    if (attempt > 0) {
+      flow_retries_->Increment();
+      co_await Sleep(loop_, backoff);
+      backoff *= 2;
+    }
+    report = co_await consistency_->Check(*user, request.repair());
+    if (!Transient(report.status())) break;
+  }
+  if (!report.ok()) co_return report.status();
+  absl::Status dispatched = co_await DispatchEffects(report->output);
+  if (!dispatched.ok()) co_return dispatched;
+  Record(report->output);
+  response->set_contacts_checked(report->contacts_checked);
+  for (const RosterFinding& f : report->findings) {
     xmpp::roster::v1::RosterFinding* out = response->add_findings();
     out->set_user(f.user);
     out->set_contact(f.contact);
@@ -182,7 +211,67 @@ grpc::Status RosterGrpcService::CheckRoster(grpc::ServerContext*,
     out->set_repaired(f.repaired);
     repairs_->Add({{"outcome", f.repaired ? "repaired" : "reported"}}).Increment();
   }
-  return grpc::Status::OK;
+  co_return absl::OkStatus();
+}
+
+Task<bool> RosterGrpcService::BatchInput(const xmpp::roster::v1::RosterInput& input,
+                                         xmpp::roster::v1::RosterResult* result) {
+  absl::Status status;
+  if (input.has_roster_iq()) {
+    status = co_await RosterIq(input.roster_iq(), result->mutable_replies());
+  } else if (input.has_subscription()) {
+    status = co_await Subscription(input.subscription(), result->mutable_replies());
+  } else {
+    status = absl::InvalidArgumentError("empty roster input");
+  }
+  if (!status.ok()) {
+    result->clear_replies();
+    result->set_code(static_cast<int>(status.code()));
+    result->set_message(std::string(status.message()));
+  }
+  co_return true;
+}
+
+Task<grpc::Status> RosterGrpcService::Batch(const xmpp::roster::v1::RosterBatchRequest& request,
+                                            xmpp::roster::v1::RosterBatchResponse* response) {
+  std::vector<Task<bool>> inputs;
+  inputs.reserve(request.inputs_size());
+  for (const xmpp::roster::v1::RosterInput& input : request.inputs()) {
+    inputs.push_back(BatchInput(input, response->add_results()));
+  }
+  co_await WhenAll(std::move(inputs));
+  co_return grpc::Status::OK;
+}
+
+grpc::ServerUnaryReactor* RosterGrpcService::HandleRosterIq(
+    grpc::CallbackServerContext* context, const xmpp::roster::v1::RosterIqRequest* request,
+    xmpp::roster::v1::RosterIqResponse* response) {
+  return ServeOnLoop(loop_, context, [this, request, response]() -> Task<grpc::Status> {
+    co_return ToGrpcStatus(co_await RosterIq(*request, response->mutable_replies()));
+  });
+}
+
+grpc::ServerUnaryReactor* RosterGrpcService::HandleSubscription(
+    grpc::CallbackServerContext* context, const xmpp::roster::v1::SubscriptionRequest* request,
+    xmpp::roster::v1::SubscriptionResponse* response) {
+  return ServeOnLoop(loop_, context, [this, request, response]() -> Task<grpc::Status> {
+    co_return ToGrpcStatus(co_await Subscription(*request, response->mutable_replies()));
+  });
+}
+
+grpc::ServerUnaryReactor* RosterGrpcService::CheckRoster(
+    grpc::CallbackServerContext* context, const xmpp::roster::v1::CheckRosterRequest* request,
+    xmpp::roster::v1::CheckRosterResponse* response) {
+  return ServeOnLoop(loop_, context, [this, request, response]() -> Task<grpc::Status> {
+    co_return ToGrpcStatus(co_await Check(*request, response));
+  });
+}
+
+grpc::ServerUnaryReactor* RosterGrpcService::HandleBatch(
+    grpc::CallbackServerContext* context, const xmpp::roster::v1::RosterBatchRequest* request,
+    xmpp::roster::v1::RosterBatchResponse* response) {
+  return ServeOnLoop(loop_, context,
+                     [this, request, response] { return Batch(*request, response); });
 }
 
 }  // namespace xc

@@ -3,6 +3,9 @@
 #include <functional>
 #include <memory>
 
+#include "core/async/task.h"
+#include "core/event/event_loop.h"
+#include "core/grpc/call_batcher.h"
 #include "core/metrics/metrics.h"
 #include "proto/xmpp/presence/v1/presence.grpc.pb.h"
 #include "proto/xmpp/roster/v1/roster.grpc.pb.h"
@@ -11,33 +14,52 @@
 
 namespace xc {
 
-// The RosterService gRPC surface: runs the processor, hands the effects to the presence router
-// (retrying within a bound), then answers. `processor` and `router` must outlive it.
-class RosterGrpcService final : public xmpp::roster::v1::RosterService::Service {
+// The RosterService gRPC surface (callback API): every call becomes a coroutine on `loop`,
+// which runs the processor, hands the effects to the presence router (batched with other
+// flows' effects, retried within a bound), then answers. `processor`, `consistency` and
+// `router` must outlive it.
+class RosterGrpcService final : public xmpp::roster::v1::RosterService::CallbackService {
  public:
-  RosterGrpcService(RosterProcessor* processor, RosterConsistency* consistency,
-                    xmpp::presence::v1::PresenceRouter::StubInterface* router,
+  RosterGrpcService(EventLoop* loop, RosterProcessor* processor, RosterConsistency* consistency,
+                    xmpp::presence::v1::PresenceRouter::Stub* router,
                     metrics::Registry* registry);
 
-  grpc::Status HandleRosterIq(grpc::ServerContext* context,
-                              const xmpp::roster::v1::RosterIqRequest* request,
-                              xmpp::roster::v1::RosterIqResponse* response) override;
-  grpc::Status HandleSubscription(grpc::ServerContext* context,
-                                  const xmpp::roster::v1::SubscriptionRequest* request,
-                                  xmpp::roster::v1::SubscriptionResponse* response) override;
-  grpc::Status CheckRoster(grpc::ServerContext* context,
-                           const xmpp::roster::v1::CheckRosterRequest* request,
-                           xmpp::roster::v1::CheckRosterResponse* response) override;
+  grpc::ServerUnaryReactor* HandleRosterIq(grpc::CallbackServerContext* context,
+                                           const xmpp::roster::v1::RosterIqRequest* request,
+                                           xmpp::roster::v1::RosterIqResponse* response) override;
+  grpc::ServerUnaryReactor* HandleSubscription(
+      grpc::CallbackServerContext* context, const xmpp::roster::v1::SubscriptionRequest* request,
+      xmpp::roster::v1::SubscriptionResponse* response) override;
+  grpc::ServerUnaryReactor* CheckRoster(grpc::CallbackServerContext* context,
+                                        const xmpp::roster::v1::CheckRosterRequest* request,
+                                        xmpp::roster::v1::CheckRosterResponse* response) override;
+  grpc::ServerUnaryReactor* HandleBatch(grpc::CallbackServerContext* context,
+                                        const xmpp::roster::v1::RosterBatchRequest* request,
+                                        xmpp::roster::v1::RosterBatchResponse* response) override;
 
  private:
-  absl::Status DispatchEffects(const RosterOutput& output);
-  // Runs a flow (retrying transient failures), dispatches its effects, fills the replies.
-  template <typename Response>
-  grpc::Status Run(const std::function<absl::StatusOr<RosterOutput>()>& flow, Response* response);
+  using Replies = google::protobuf::RepeatedPtrField<xmpp::stanza::v1::Stanza>;
+  Task<absl::Status> RosterIq(const xmpp::roster::v1::RosterIqRequest& request, Replies* replies);
+  Task<absl::Status> Subscription(const xmpp::roster::v1::SubscriptionRequest& request,
+                                  Replies* replies);
+  Task<absl::Status> Check(const xmpp::roster::v1::CheckRosterRequest& request,
+                           xmpp::roster::v1::CheckRosterResponse* response);
+  Task<grpc::Status> Batch(const xmpp::roster::v1::RosterBatchRequest& request,
+                           xmpp::roster::v1::RosterBatchResponse* response);
+  Task<bool> BatchInput(const xmpp::roster::v1::RosterInput& input,
+                        xmpp::roster::v1::RosterResult* result);
+  // Runs a flow (again after transient failures, within a bound), dispatches its effects,
+  // fills the replies.
+  Task<absl::Status> Run(std::function<Task<absl::StatusOr<RosterOutput>>()> flow,
+                         Replies* replies);
+  Task<absl::Status> DispatchEffects(const RosterOutput& output);
+  void Record(const RosterOutput& output);
 
+  EventLoop* loop_;
   RosterProcessor* processor_;
   RosterConsistency* consistency_;
-  xmpp::presence::v1::PresenceRouter::StubInterface* router_;
+  CallBatcher<xmpp::presence::v1::DispatchBatchRequest, xmpp::presence::v1::DispatchBatchResponse>
+      dispatch_;
   metrics::Family<metrics::Counter>* requests_;
   metrics::Family<metrics::Counter>* effects_;
   metrics::Histogram* dispatch_seconds_;
@@ -47,7 +69,6 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Service 
   metrics::Family<metrics::Counter>* transitions_;
   metrics::Counter* requests_stored_;
   metrics::Counter* requests_cleared_;
-  void Record(const RosterOutput& output);
 };
 
 }  // namespace xc

@@ -155,28 +155,36 @@ struct Applied {
   int64_t version = 0;
 };
 
-// Read, decide, compare-and-swap; on a lost race decide again from the fresh value.
-absl::StatusOr<Applied> Mutate(
+// Read, decide, compare-and-swap; on a lost race decide again from the fresh value. `first`
+// is the entry when the caller has just read it (saves the first read).
+Task<absl::StatusOr<Applied>> Mutate(
     RosterStore* store, const Jid& user, const std::string& contact, size_t max_pending,
-    const std::function<absl::StatusOr<Change>(const std::optional<RosterItemRecord>&)>& decide) {
+    std::function<absl::StatusOr<Change>(const std::optional<RosterItemRecord>&)> decide,
+    std::optional<std::optional<std::string>> first = std::nullopt) {
   const std::string owner = user.BareString();
   for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
-    absl::StatusOr<std::optional<std::string>> raw = store->GetItem(owner, contact);
-    if (!raw.ok()) return raw.status();
+    std::optional<std::string> raw;
+    if (attempt == 0 && first.has_value()) {
+      raw = std::move(*first);
+    } else {
+      absl::StatusOr<std::optional<std::string>> read = co_await store->GetItem(owner, contact);
+      if (!read.ok()) co_return read.status();
+      raw = std::move(*read);
+    }
     std::optional<RosterItemRecord> before;
-    if (raw->has_value()) {
+    if (raw.has_value()) {
       before.emplace();
-      if (!before->ParseFromString(**raw)) return absl::DataLossError("unreadable roster entry");
+      if (!before->ParseFromString(*raw)) co_return absl::DataLossError("unreadable roster entry");
     }
     absl::StatusOr<Change> change = decide(before);
-    if (!change.ok()) return change.status();
+    if (!change.ok()) co_return change.status();
     if (change->next && IsEmpty(*change->next)) change->next.reset();
     Applied applied;
     applied.before = before;
     applied.after = change->next;
     applied.pushed = change->force_version || VisibleKey(before) != VisibleKey(change->next);
     ItemWrite write;
-    write.expected = *raw;
+    write.expected = std::move(raw);
     if (change->next) write.next = change->next->SerializeAsString();
     write.bump_version = applied.pushed;
     write.pending = change->pending;
@@ -184,15 +192,15 @@ absl::StatusOr<Applied> Mutate(
     write.max_pending = max_pending;
     bool unchanged = write.expected == write.next && change->pending == PendingOp::kKeep &&
                      !applied.pushed;
-    if (unchanged) return applied;
-    absl::StatusOr<int64_t> version = store->WriteItem(owner, contact, write);
+    if (unchanged) co_return applied;
+    absl::StatusOr<int64_t> version = co_await store->WriteItem(owner, contact, std::move(write));
     if (version.ok()) {
       applied.version = *version;
-      return applied;
+      co_return applied;
     }
-    if (version.status().code() != absl::StatusCode::kAborted) return version.status();
+    if (version.status().code() != absl::StatusCode::kAborted) co_return version.status();
   }
-  return absl::UnavailableError("roster entry too contended");
+  co_return absl::UnavailableError("roster entry too contended");
 }
 
 // Metrics of one applied step: a state change, and a waiting request stored or cleared (the
@@ -215,8 +223,8 @@ XmlElement ErrorReply(const XmlElement& request, const absl::Status& status) {
 
 }  // namespace
 
-absl::StatusOr<RosterOutput> RosterProcessor::HandleRosterIq(const Jid& session,
-                                                             const XmlElement& iq) {
+Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleRosterIq(const Jid& session,
+                                                                   const XmlElement& iq) {
   RosterOutput out;
   const XmlElement* query = iq.FindChild("query", kNsRoster);
   std::optional<IqType> type = ParseIqType(iq.Attribute("type"));
@@ -231,24 +239,27 @@ absl::StatusOr<RosterOutput> RosterProcessor::HandleRosterIq(const Jid& session,
     }
   }
   if (status.ok()) {
-    status = *type == IqType::kGet ? HandleGet(session, iq, *query, &out)
-                                   : HandleSet(session, iq, *query, &out);
+    if (*type == IqType::kGet) {
+      status = co_await HandleGet(session, iq, *query, &out);
+    } else {
+      status = co_await HandleSet(session, iq, *query, &out);
+    }
   }
   if (!status.ok()) {
     if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
         absl::IsInternal(status) || absl::IsDataLoss(status)) {
-      return status;  // infrastructure: the caller retries or answers internal-server-error
+      co_return status;  // infrastructure: the caller retries or answers internal-server-error
     }
     out.effects.clear();
     out.replies.push_back(ErrorReply(iq, status));
   }
-  return out;
+  co_return out;
 }
 
-absl::Status RosterProcessor::HandleGet(const Jid& session, const XmlElement& iq,
-                                        const XmlElement& query, RosterOutput* out) {
+Task<absl::Status> RosterProcessor::HandleGet(const Jid& session, const XmlElement& iq,
+                                              const XmlElement& query, RosterOutput* out) {
   if (query.ElementCount() != 0) {
-    return StanzaErrorStatus(StanzaErrorCondition::kBadRequest, "roster get with items (A17)");
+    co_return StanzaErrorStatus(StanzaErrorCondition::kBadRequest, "roster get with items (A17)");
   }
   const std::string owner = session.BareString();
   XmlElement result = MakeIqResult(iq);
@@ -259,12 +270,12 @@ absl::Status RosterProcessor::HandleGet(const Jid& session, const XmlElement& iq
   if (const std::string* ver = query.FindAttribute("ver");
       ver != nullptr && !ver->empty() && absl::SimpleAtoi(*ver, &client_ver) && client_ver >= 0) {
     absl::StatusOr<std::pair<int64_t, std::vector<RosterChange>>> changes =
-        store_->ChangesSince(owner, client_ver);
-    if (!changes.ok()) return changes.status();
+        co_await store_->ChangesSince(owner, client_ver);
+    if (!changes.ok()) co_return changes.status();
     const auto& [current, list] = *changes;
     if (client_ver <= current) {
-      absl::StatusOr<int64_t> entries = store_->EntryCount(owner);
-      if (!entries.ok()) return entries.status();
+      absl::StatusOr<int64_t> entries = co_await store_->EntryCount(owner);
+      if (!entries.ok()) co_return entries.status();
       if (list.size() <= static_cast<size_t>(*entries) || list.empty()) {
         out->replies.push_back(result);
         for (const RosterChange& c : list) {
@@ -274,12 +285,12 @@ absl::Status RosterProcessor::HandleGet(const Jid& session, const XmlElement& iq
           push.SetAttribute("to", session.ToString());
           out->replies.push_back(std::move(push));
         }
-        return absl::OkStatus();
+        co_return absl::OkStatus();
       }
     }
   }
-  absl::StatusOr<StoredRoster> roster = store_->ReadRoster(owner);
-  if (!roster.ok()) return roster.status();
+  absl::StatusOr<StoredRoster> roster = co_await store_->ReadRoster(owner);
+  if (!roster.ok()) co_return roster.status();
   RosterQuery reply;
   reply.ver = std::to_string(roster->version);
   for (const auto& [contact, raw] : roster->items) {
@@ -289,49 +300,52 @@ absl::Status RosterProcessor::HandleGet(const Jid& session, const XmlElement& iq
   }
   result.AddChild(SerializeRosterQuery(reply));
   out->replies.push_back(std::move(result));
-  return absl::OkStatus();
+  co_return absl::OkStatus();
 }
 
-absl::Status RosterProcessor::HandleSet(const Jid& session, const XmlElement& iq,
-                                        const XmlElement& query, RosterOutput* out) {
+Task<absl::Status> RosterProcessor::HandleSet(const Jid& session, const XmlElement& iq,
+                                              const XmlElement& query, RosterOutput* out) {
   if (query.ElementCount() != 1 || query.Children("item", kNsRoster).size() != 1) {
-    return StanzaErrorStatus(StanzaErrorCondition::kBadRequest, "a roster set has exactly one item");
+    co_return StanzaErrorStatus(StanzaErrorCondition::kBadRequest,
+                                "a roster set has exactly one item");
   }
   absl::StatusOr<RosterQuery> parsed = ParseRosterQuery(query);
-  if (!parsed.ok()) return parsed.status();
+  if (!parsed.ok()) co_return parsed.status();
   RosterItem item = parsed->items[0];
   if (item.jid.is_full()) item.jid = item.jid.Bare();  // A16
   if (item.jid.BareString() == session.BareString()) {
-    return StanzaErrorStatus(StanzaErrorCondition::kNotAllowed, "own JID in roster (A15)");
+    co_return StanzaErrorStatus(StanzaErrorCondition::kNotAllowed, "own JID in roster (A15)");
   }
-  if (item.subscription == Subscription::kRemove) return HandleRemove(session, iq, item.jid, out);
+  if (item.subscription == Subscription::kRemove) {
+    co_return co_await HandleRemove(session, iq, item.jid, out);
+  }
   // §2.1.2: ask, approved and any subscription but remove are ignored.
   std::set<std::string> seen;
   for (const std::string& g : item.groups) {
-    if (g.empty()) return StanzaErrorStatus(StanzaErrorCondition::kNotAcceptable, "empty group");
+    if (g.empty()) co_return StanzaErrorStatus(StanzaErrorCondition::kNotAcceptable, "empty group");
     if (g.size() > limits_.max_group_bytes) {
-      return StanzaErrorStatus(StanzaErrorCondition::kNotAcceptable, "group name too long");
+      co_return StanzaErrorStatus(StanzaErrorCondition::kNotAcceptable, "group name too long");
     }
     if (!seen.insert(g).second) {
-      return StanzaErrorStatus(StanzaErrorCondition::kBadRequest, "duplicate group");
+      co_return StanzaErrorStatus(StanzaErrorCondition::kBadRequest, "duplicate group");
     }
   }
   if (item.groups.size() > limits_.max_groups) {
-    return StanzaErrorStatus(StanzaErrorCondition::kNotAcceptable, "too many groups");
+    co_return StanzaErrorStatus(StanzaErrorCondition::kNotAcceptable, "too many groups");
   }
   if (item.name.size() > limits_.max_name_bytes) {
-    return StanzaErrorStatus(StanzaErrorCondition::kNotAcceptable, "name too long");
+    co_return StanzaErrorStatus(StanzaErrorCondition::kNotAcceptable, "name too long");
   }
   const std::string contact = item.jid.BareString();
-  absl::StatusOr<Applied> applied = Mutate(
+  // The size limit applies when the set adds an item (decided below, from the stored entry).
+  absl::StatusOr<int64_t> entries = co_await store_->EntryCount(session.BareString());
+  if (!entries.ok()) co_return entries.status();
+  absl::StatusOr<Applied> applied = co_await Mutate(
       store_, session.Bare(), contact, limits_.max_pending,
       [&](const std::optional<RosterItemRecord>& before) -> absl::StatusOr<Change> {
-        if (!before || !before->in_roster()) {
-          absl::StatusOr<int64_t> entries = store_->EntryCount(session.BareString());
-          if (!entries.ok()) return entries.status();
-          if (static_cast<size_t>(*entries) >= limits_.max_items) {
-            return StanzaErrorStatus(StanzaErrorCondition::kNotAllowed, "roster is full");
-          }
+        if ((!before || !before->in_roster()) &&
+            static_cast<size_t>(*entries) >= limits_.max_items) {
+          return StanzaErrorStatus(StanzaErrorCondition::kNotAllowed, "roster is full");
         }
         Change change;
         change.next = before.value_or(RosterItemRecord());
@@ -342,19 +356,19 @@ absl::Status RosterProcessor::HandleSet(const Jid& session, const XmlElement& iq
         change.force_version = true;
         return change;
       });
-  if (!applied.ok()) return applied.status();
+  if (!applied.ok()) co_return applied.status();
   XmlElement result = MakeIqResult(iq);
   result.RemoveAttribute("from");
   out->replies.push_back(std::move(result));
   AddPush(session, contact, &*applied->after, applied->version, out);
-  return absl::OkStatus();
+  co_return absl::OkStatus();
 }
 
-absl::Status RosterProcessor::HandleRemove(const Jid& session, const XmlElement& iq,
-                                           const Jid& contact_jid, RosterOutput* out) {
+Task<absl::Status> RosterProcessor::HandleRemove(const Jid& session, const XmlElement& iq,
+                                                 const Jid& contact_jid, RosterOutput* out) {
   const Jid user = session.Bare();
   const std::string contact = contact_jid.BareString();
-  absl::StatusOr<Applied> applied = Mutate(
+  absl::StatusOr<Applied> applied = co_await Mutate(
       store_, user, contact, limits_.max_pending,
       [&](const std::optional<RosterItemRecord>& before) -> absl::StatusOr<Change> {
         if (!before || !before->in_roster()) {
@@ -364,7 +378,7 @@ absl::Status RosterProcessor::HandleRemove(const Jid& session, const XmlElement&
         change.pending = before->pending_in() ? PendingOp::kDelete : PendingOp::kKeep;
         return change;
       });
-  if (!applied.ok()) return applied.status();
+  if (!applied.ok()) co_return applied.status();
   Count(*applied, "remove", "outbound", out);
   XmlElement result = MakeIqResult(iq);
   result.RemoveAttribute("from");
@@ -375,42 +389,42 @@ absl::Status RosterProcessor::HandleRemove(const Jid& session, const XmlElement&
   const SubscriptionState was = StateOf(*applied->before);
   Flow flow{out, {}};
   if (was.to || was.pending_out) {
-    absl::Status s = ProcessInbound(contact_jid, user, SubscriptionVerb::kUnsubscribe,
-                                    SubscriptionStanza(user, contact_jid,
-                                                       SubscriptionVerb::kUnsubscribe),
-                                    0, &flow);
-    if (!s.ok()) return s;
+    const XmlElement stanza =
+        SubscriptionStanza(user, contact_jid, SubscriptionVerb::kUnsubscribe);
+    absl::Status s = co_await ProcessInbound(contact_jid, user, SubscriptionVerb::kUnsubscribe,
+                                             stanza, 0, &flow);
+    if (!s.ok()) co_return s;
   }
   if (was.from || was.pending_in) {
     if (was.from) AddSnapshot(user, contact_jid, /*unavailable=*/true, out);
-    absl::Status s = ProcessInbound(contact_jid, user, SubscriptionVerb::kUnsubscribed,
-                                    SubscriptionStanza(user, contact_jid,
-                                                       SubscriptionVerb::kUnsubscribed),
-                                    0, &flow);
-    if (!s.ok()) return s;
+    const XmlElement stanza =
+        SubscriptionStanza(user, contact_jid, SubscriptionVerb::kUnsubscribed);
+    absl::Status s = co_await ProcessInbound(contact_jid, user, SubscriptionVerb::kUnsubscribed,
+                                             stanza, 0, &flow);
+    if (!s.ok()) co_return s;
   }
-  return DrainDeferred(&flow);
+  co_return co_await DrainDeferred(&flow);
 }
 
-absl::StatusOr<RosterOutput> RosterProcessor::HandleSubscription(const Jid& user_jid,
-                                                                 const XmlElement& presence) {
+Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
+    const Jid& user_jid, const XmlElement& presence) {
   RosterOutput out;
   std::optional<SubscriptionVerb> verb = VerbOf(presence.Attribute("type"));
   absl::StatusOr<Jid> contact_jid = Jid::Parse(presence.Attribute("to"));
-  if (!verb) return out;
+  if (!verb) co_return out;
   if (!contact_jid.ok()) {
     out.replies.push_back(MakeErrorReply(presence, StanzaErrorCondition::kJidMalformed));
-    return out;
+    co_return out;
   }
   const Jid user = user_jid.Bare();
   const Jid contact = contact_jid->Bare();
-  if (contact == user || contact.local().empty()) return out;  // no subscription to oneself
+  if (contact == user || contact.local().empty()) co_return out;  // no subscription to oneself
   XmlElement stanza = presence;
   stanza.SetAttribute("from", user.BareString());
   stanza.SetAttribute("to", contact.BareString());
 
   OutboundOutcome outcome;
-  absl::StatusOr<Applied> applied = Mutate(
+  absl::StatusOr<Applied> applied = co_await Mutate(
       store_, user, contact.BareString(), limits_.max_pending,
       [&](const std::optional<RosterItemRecord>& before) -> absl::StatusOr<Change> {
         RosterItemRecord rec = before.value_or(RosterItemRecord());
@@ -427,66 +441,69 @@ absl::StatusOr<RosterOutput> RosterProcessor::HandleSubscription(const Jid& user
         if (outcome.delete_stored_request) change.pending = PendingOp::kDelete;
         return change;
       });
-  if (!applied.ok()) return applied.status();
+  if (!applied.ok()) co_return applied.status();
   Count(*applied, VerbName(*verb), "outbound", &out);
   Flow flow{&out, {}};
   if (outcome.unavailable_first) AddSnapshot(user, contact, /*unavailable=*/true, &out);
   if (outcome.route) {
-    absl::Status s = ProcessInbound(contact, user, *verb, stanza, 0, &flow);
-    if (!s.ok()) return s;
+    absl::Status s = co_await ProcessInbound(contact, user, *verb, stanza, 0, &flow);
+    if (!s.ok()) co_return s;
   }
   if (applied->pushed) {
     AddPush(user, contact.BareString(), applied->after ? &*applied->after : nullptr,
             applied->version, &out);
   }
   if (outcome.send_current_presence) AddSnapshot(user, contact, /*unavailable=*/false, &out);
-  absl::Status drained = DrainDeferred(&flow);
-  if (!drained.ok()) return drained;
-  return out;
+  absl::Status drained = co_await DrainDeferred(&flow);
+  if (!drained.ok()) co_return drained;
+  co_return out;
 }
 
-absl::StatusOr<RosterOutput> RosterProcessor::HandleInbound(const Jid& receiver,
-                                                            const Jid& sender,
-                                                            const XmlElement& presence) {
+Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleInbound(const Jid& receiver,
+                                                                  const Jid& sender,
+                                                                  const XmlElement& presence) {
   RosterOutput out;
   std::optional<SubscriptionVerb> verb = VerbOf(presence.Attribute("type"));
-  if (!verb) return out;
+  if (!verb) co_return out;
   XmlElement stanza = presence;
   stanza.SetAttribute("from", sender.BareString());
   stanza.SetAttribute("to", receiver.BareString());
   Flow flow{&out, {}};
-  absl::Status s = ProcessInbound(receiver.Bare(), sender.Bare(), *verb, stanza, 0, &flow);
-  if (s.ok()) s = DrainDeferred(&flow);
-  if (!s.ok()) return s;
-  return out;
+  absl::Status s = co_await ProcessInbound(receiver.Bare(), sender.Bare(), *verb, stanza, 0, &flow);
+  if (s.ok()) s = co_await DrainDeferred(&flow);
+  if (!s.ok()) co_return s;
+  co_return out;
 }
 
-absl::Status RosterProcessor::DrainDeferred(Flow* flow) {
+Task<absl::Status> RosterProcessor::DrainDeferred(Flow* flow) {
   for (size_t i = 0; i < flow->deferred.size(); ++i) {
     const Deferred d = flow->deferred[i];  // a copy: processing may append
     if (!d.is_reply) {
       AddSnapshot(d.receiver, d.sender, d.unavailable, flow->out);
       continue;
     }
-    absl::Status s = ProcessInbound(d.receiver, d.sender, d.verb,
-                                    SubscriptionStanza(d.sender, d.receiver, d.verb), d.depth, flow);
-    if (!s.ok()) return s;
+    const XmlElement stanza = SubscriptionStanza(d.sender, d.receiver, d.verb);
+    absl::Status s = co_await ProcessInbound(d.receiver, d.sender, d.verb, stanza, d.depth, flow);
+    if (!s.ok()) co_return s;
   }
   flow->deferred.clear();
-  return absl::OkStatus();
+  co_return absl::OkStatus();
 }
 
-absl::Status RosterProcessor::ProcessInbound(const Jid& receiver, const Jid& sender,
-                                             SubscriptionVerb verb, const XmlElement& stanza,
-                                             int depth, Flow* flow) {
+Task<absl::Status> RosterProcessor::ProcessInbound(Jid receiver, Jid sender,
+                                                   SubscriptionVerb verb,
+                                                   const XmlElement& stanza, int depth,
+                                                   Flow* flow) {
   RosterOutput* out = flow->out;
-  if (depth > 2) return absl::OkStatus();
-  absl::StatusOr<bool> exists = store_->UserExists(receiver.BareString());
-  if (!exists.ok()) return exists.status();
-  if (!*exists) return absl::OkStatus();  // A1: ignore silently, reveal nothing
+  if (depth > 2) co_return absl::OkStatus();
+  // The receiver's account and entry in one round trip; the entry seeds the first CAS.
+  absl::StatusOr<OwnedItem> owned =
+      co_await store_->GetOwnedItem(receiver.BareString(), sender.BareString());
+  if (!owned.ok()) co_return owned.status();
+  if (!owned->user_exists) co_return absl::OkStatus();  // A1: ignore silently, reveal nothing
   const std::string stanza_xml = SerializeXml(stanza);
   InboundOutcome outcome;
-  absl::StatusOr<Applied> applied = Mutate(
+  absl::StatusOr<Applied> applied = co_await Mutate(
       store_, receiver, sender.BareString(), limits_.max_pending,
       [&](const std::optional<RosterItemRecord>& before) -> absl::StatusOr<Change> {
         RosterItemRecord rec = before.value_or(RosterItemRecord());
@@ -501,16 +518,17 @@ absl::Status RosterProcessor::ProcessInbound(const Jid& receiver, const Jid& sen
           change.pending = PendingOp::kDelete;
         }
         return change;
-      });
+      },
+      std::move(owned->record));
   if (!applied.ok()) {
     if (absl::IsResourceExhausted(applied.status()) && depth == 0) {
       // The contact cannot keep more requests: tell the sender, change nothing more.
       XmlElement error = MakeErrorReply(stanza, StanzaErrorCondition::kResourceConstraint,
                                         "the contact has too many waiting requests");
       out->replies.push_back(std::move(error));
-      return absl::OkStatus();
+      co_return absl::OkStatus();
     }
-    return applied.status();
+    co_return applied.status();
   }
   Count(*applied, VerbName(verb), "inbound", out);
   if (outcome.deliver) {
@@ -547,7 +565,7 @@ absl::Status RosterProcessor::ProcessInbound(const Jid& receiver, const Jid& sen
     presence.sender = sender;      // to
     flow->deferred.push_back(presence);
   }
-  return absl::OkStatus();
+  co_return absl::OkStatus();
 }
 
 }  // namespace xc

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/async/task.h"
 #include "core/jid/jid.h"
 #include "core/xml/xml_element.h"
 #include "proto/xmpp/presence/v1/presence.pb.h"
@@ -35,27 +36,29 @@ struct RosterOutput {
 // Rosters (RFC 6121 §2) and subscriptions (§3, Appendix A) over a RosterStore. A cross-user
 // flow is a sequence of per-user atomic steps; re-running a flow after a failure is harmless
 // because each step finds its state already moved. Client mistakes come back as error replies;
-// a failed store returns a Status. Thread-safe when the store is.
+// a failed store returns a Status. Coroutines on the store's loop; arguments are used only
+// while the call runs (await each call where it is made).
 class RosterProcessor {
  public:
   RosterProcessor(RosterStore* store, RosterLimits limits = {}) : store_(store), limits_(limits) {}
 
   // `iq` is a jabber:iq:roster get or set with `from` already stamped as `session`.
-  absl::StatusOr<RosterOutput> HandleRosterIq(const Jid& session, const XmlElement& iq);
+  Task<absl::StatusOr<RosterOutput>> HandleRosterIq(const Jid& session, const XmlElement& iq);
   // `presence` is subscribe/subscribed/unsubscribe/unsubscribed with bare `from` and `to`.
-  absl::StatusOr<RosterOutput> HandleSubscription(const Jid& user, const XmlElement& presence);
+  Task<absl::StatusOr<RosterOutput>> HandleSubscription(const Jid& user,
+                                                        const XmlElement& presence);
   // A subscription stanza from `sender` arriving for local user `receiver` (inbound processing
   // only: what a contact's server would hand us).
-  absl::StatusOr<RosterOutput> HandleInbound(const Jid& receiver, const Jid& sender,
-                                             const XmlElement& presence);
+  Task<absl::StatusOr<RosterOutput>> HandleInbound(const Jid& receiver, const Jid& sender,
+                                                   const XmlElement& presence);
 
  private:
-  absl::Status HandleGet(const Jid& session, const XmlElement& iq, const XmlElement& query,
-                         RosterOutput* out);
-  absl::Status HandleSet(const Jid& session, const XmlElement& iq, const XmlElement& query,
-                         RosterOutput* out);
-  absl::Status HandleRemove(const Jid& session, const XmlElement& iq, const Jid& contact,
-                            RosterOutput* out);
+  Task<absl::Status> HandleGet(const Jid& session, const XmlElement& iq, const XmlElement& query,
+                               RosterOutput* out);
+  Task<absl::Status> HandleSet(const Jid& session, const XmlElement& iq, const XmlElement& query,
+                               RosterOutput* out);
+  Task<absl::Status> HandleRemove(const Jid& session, const XmlElement& iq, const Jid& contact,
+                                  RosterOutput* out);
   // Work an input causes after its own effects: whatever goes back to the originator
   // (automatic replies, the presence after a pre-approved answer, the unavailable after an
   // unsubscribe) takes effect as if it arrived later from the other server, so every push a
@@ -72,9 +75,9 @@ class RosterProcessor {
     RosterOutput* out;
     std::vector<Deferred> deferred;
   };
-  absl::Status ProcessInbound(const Jid& receiver, const Jid& sender, SubscriptionVerb verb,
-                              const XmlElement& stanza, int depth, Flow* flow);
-  absl::Status DrainDeferred(Flow* flow);
+  Task<absl::Status> ProcessInbound(Jid receiver, Jid sender, SubscriptionVerb verb,
+                                    const XmlElement& stanza, int depth, Flow* flow);
+  Task<absl::Status> DrainDeferred(Flow* flow);
 
   RosterStore* store_;
   RosterLimits limits_;

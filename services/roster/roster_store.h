@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/async/task.h"
 
 namespace xc {
 
@@ -34,23 +35,32 @@ struct RosterChange {
   std::optional<std::string> record;  // nullopt: deleted since
 };
 
+// An entry read together with whether its owner has an account (one round trip: what an
+// inbound step needs).
+struct OwnedItem {
+  bool user_exists = false;
+  std::optional<std::string> record;
+};
+
 // Per-user roster storage. Every method touches one user's keys only, and WriteItem is atomic
 // (compare-and-swap), so concurrent replicas never lose an update: a lost race returns Aborted
-// and the caller re-reads. Thread-safe.
+// and the caller re-reads. Coroutines on the store's event loop: the strings are copied into
+// the call, so nothing passed in must outlive it.
 class RosterStore {
  public:
   virtual ~RosterStore() = default;
-  virtual absl::StatusOr<std::optional<std::string>> GetItem(absl::string_view user,
-                                                            absl::string_view contact) = 0;
+  virtual Task<absl::StatusOr<std::optional<std::string>>> GetItem(std::string user,
+                                                                   std::string contact) = 0;
+  virtual Task<absl::StatusOr<OwnedItem>> GetOwnedItem(std::string user, std::string contact) = 0;
   // Returns the new roster version when bumped, else 0. Aborted when `expected` is stale.
-  virtual absl::StatusOr<int64_t> WriteItem(absl::string_view user, absl::string_view contact,
-                                            const ItemWrite& write) = 0;
-  virtual absl::StatusOr<StoredRoster> ReadRoster(absl::string_view user) = 0;
+  virtual Task<absl::StatusOr<int64_t>> WriteItem(std::string user, std::string contact,
+                                                  ItemWrite write) = 0;
+  virtual Task<absl::StatusOr<StoredRoster>> ReadRoster(std::string user) = 0;
   // Current version, and every entry changed after `since`, oldest change first.
-  virtual absl::StatusOr<std::pair<int64_t, std::vector<RosterChange>>> ChangesSince(
-      absl::string_view user, int64_t since) = 0;
-  virtual absl::StatusOr<bool> UserExists(absl::string_view user) = 0;
-  virtual absl::StatusOr<int64_t> EntryCount(absl::string_view user) = 0;
+  virtual Task<absl::StatusOr<std::pair<int64_t, std::vector<RosterChange>>>> ChangesSince(
+      std::string user, int64_t since) = 0;
+  virtual Task<absl::StatusOr<bool>> UserExists(std::string user) = 0;
+  virtual Task<absl::StatusOr<int64_t>> EntryCount(std::string user) = 0;
 };
 
 }  // namespace xc

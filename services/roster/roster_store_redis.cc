@@ -62,80 +62,105 @@ int64_t ToInt(const RedisReply& r) {
 
 class RedisRosterStore final : public RosterStore {
  public:
-  explicit RedisRosterStore(RedisClient* redis)
+  explicit RedisRosterStore(AsyncRedisClient* redis)
       : redis_(redis), write_(kWriteItem), read_(kReadRoster), changes_(kChangesSince) {}
 
-  absl::StatusOr<std::optional<std::string>> GetItem(absl::string_view user,
-                                                    absl::string_view contact) override {
-    absl::StatusOr<RedisReply> r =
-        redis_->Command({"HGET", keys::Roster(user), std::string(contact)});
-    if (!r.ok()) return r.status();
-    if (r->is_nil()) return std::nullopt;
-    return r->str;
+  Task<absl::StatusOr<std::optional<std::string>>> GetItem(std::string user,
+                                                           std::string contact) override {
+    RedisArgv cmd = {"HGET", keys::Roster(user), std::move(contact)};
+    absl::StatusOr<RedisReply> r = co_await redis_->Command(std::move(cmd));
+    if (!r.ok()) co_return r.status();
+    if (r->is_nil()) co_return std::nullopt;
+    co_return std::move(r->str);
   }
 
-  absl::StatusOr<int64_t> WriteItem(absl::string_view user, absl::string_view contact,
-                                    const ItemWrite& w) override {
+  Task<absl::StatusOr<OwnedItem>> GetOwnedItem(std::string user, std::string contact) override {
+    // Both keys carry the user's tag: one node, one round trip.
+    std::vector<RedisArgv> cmds = {{"EXISTS", keys::Account(user)},
+                                   {"HGET", keys::Roster(user), std::move(contact)}};
+    absl::StatusOr<std::vector<RedisReply>> r = co_await redis_->Pipeline(std::move(cmds));
+    if (!r.ok()) co_return r.status();
+    OwnedItem out;
+    out.user_exists = (*r)[0].integer == 1;
+    if (!(*r)[1].is_nil()) out.record = std::move((*r)[1].str);
+    co_return out;
+  }
+
+  Task<absl::StatusOr<int64_t>> WriteItem(std::string user, std::string contact,
+                                          ItemWrite w) override {
     const char* op = w.pending == PendingOp::kSet      ? "set"
                      : w.pending == PendingOp::kDelete ? "del"
                                                        : "";
-    absl::StatusOr<RedisReply> r = write_.Run(
-        *redis_,
-        {keys::Roster(user), keys::RosterVersion(user), keys::RosterLog(user), keys::Pending(user)},
-        {std::string(contact), w.expected ? "1" : "0", w.expected.value_or(""), w.next ? "1" : "0",
-         w.next.value_or(""), w.bump_version ? "1" : "0", op, w.pending_xml,
-         std::to_string(w.max_pending)});
-    if (!r.ok()) return r.status();
-    if (r->integer == -1) return absl::AbortedError("roster entry changed concurrently");
-    if (r->integer == -2) return absl::ResourceExhaustedError("too many waiting requests");
-    return r->integer;
-  }
-
-  absl::StatusOr<StoredRoster> ReadRoster(absl::string_view user) override {
+    std::vector<std::string> keys = {keys::Roster(user), keys::RosterVersion(user),
+                                     keys::RosterLog(user), keys::Pending(user)};
+    std::vector<std::string> args = {std::move(contact),
+                                     w.expected ? "1" : "0",
+                                     w.expected.value_or(""),
+                                     w.next ? "1" : "0",
+                                     w.next.value_or(""),
+                                     w.bump_version ? "1" : "0",
+                                     op,
+                                     std::move(w.pending_xml),
+                                     std::to_string(w.max_pending)};
     absl::StatusOr<RedisReply> r =
-        read_.Run(*redis_, {keys::Roster(user), keys::RosterVersion(user)}, {});
-    if (!r.ok()) return r.status();
-    StoredRoster out;
-    if (r->elements.size() != 2) return absl::InternalError("unexpected roster reply");
-    out.version = ToInt(r->elements[0]);
-    const std::vector<RedisReply>& kv = r->elements[1].elements;
-    for (size_t i = 0; i + 1 < kv.size(); i += 2) out.items.emplace_back(kv[i].str, kv[i + 1].str);
-    return out;
+        co_await RunScript(*redis_, write_, std::move(keys), std::move(args));
+    if (!r.ok()) co_return r.status();
+    if (r->integer == -1) co_return absl::AbortedError("roster entry changed concurrently");
+    if (r->integer == -2) co_return absl::ResourceExhaustedError("too many waiting requests");
+    co_return r->integer;
   }
 
-  absl::StatusOr<std::pair<int64_t, std::vector<RosterChange>>> ChangesSince(
-      absl::string_view user, int64_t since) override {
-    absl::StatusOr<RedisReply> r = changes_.Run(
-        *redis_, {keys::Roster(user), keys::RosterVersion(user), keys::RosterLog(user)},
-        {std::to_string(since)});
-    if (!r.ok()) return r.status();
-    if (r->elements.size() != 2) return absl::InternalError("unexpected changes reply");
+  Task<absl::StatusOr<StoredRoster>> ReadRoster(std::string user) override {
+    std::vector<std::string> keys = {keys::Roster(user), keys::RosterVersion(user)};
+    absl::StatusOr<RedisReply> r = co_await RunScript(*redis_, read_, std::move(keys), {});
+    if (!r.ok()) co_return r.status();
+    StoredRoster out;
+    if (r->elements.size() != 2) co_return absl::InternalError("unexpected roster reply");
+    out.version = ToInt(r->elements[0]);
+    std::vector<RedisReply>& kv = r->elements[1].elements;
+    for (size_t i = 0; i + 1 < kv.size(); i += 2) {
+      out.items.emplace_back(std::move(kv[i].str), std::move(kv[i + 1].str));
+    }
+    co_return out;
+  }
+
+  Task<absl::StatusOr<std::pair<int64_t, std::vector<RosterChange>>>> ChangesSince(
+      std::string user, int64_t since) override {
+    std::vector<std::string> keys = {keys::Roster(user), keys::RosterVersion(user),
+                                     keys::RosterLog(user)};
+    std::vector<std::string> args = {std::to_string(since)};
+    absl::StatusOr<RedisReply> r =
+        co_await RunScript(*redis_, changes_, std::move(keys), std::move(args));
+    if (!r.ok()) co_return r.status();
+    if (r->elements.size() != 2) co_return absl::InternalError("unexpected changes reply");
     std::vector<RosterChange> changes;
-    for (const RedisReply& e : r->elements[1].elements) {
+    for (RedisReply& e : r->elements[1].elements) {
       if (e.elements.size() != 4) continue;
       RosterChange c;
-      c.contact = e.elements[0].str;
+      c.contact = std::move(e.elements[0].str);
       c.version = ToInt(e.elements[1]);
-      if (e.elements[2].str == "1") c.record = e.elements[3].str;
+      if (e.elements[2].str == "1") c.record = std::move(e.elements[3].str);
       changes.push_back(std::move(c));
     }
-    return std::make_pair(ToInt(r->elements[0]), std::move(changes));
+    co_return std::make_pair(ToInt(r->elements[0]), std::move(changes));
   }
 
-  absl::StatusOr<bool> UserExists(absl::string_view user) override {
-    absl::StatusOr<RedisReply> r = redis_->Command({"EXISTS", keys::Account(user)});
-    if (!r.ok()) return r.status();
-    return r->integer == 1;
+  Task<absl::StatusOr<bool>> UserExists(std::string user) override {
+    RedisArgv cmd = {"EXISTS", keys::Account(user)};
+    absl::StatusOr<RedisReply> r = co_await redis_->Command(std::move(cmd));
+    if (!r.ok()) co_return r.status();
+    co_return r->integer == 1;
   }
 
-  absl::StatusOr<int64_t> EntryCount(absl::string_view user) override {
-    absl::StatusOr<RedisReply> r = redis_->Command({"HLEN", keys::Roster(user)});
-    if (!r.ok()) return r.status();
-    return r->integer;
+  Task<absl::StatusOr<int64_t>> EntryCount(std::string user) override {
+    RedisArgv cmd = {"HLEN", keys::Roster(user)};
+    absl::StatusOr<RedisReply> r = co_await redis_->Command(std::move(cmd));
+    if (!r.ok()) co_return r.status();
+    co_return r->integer;
   }
 
  private:
-  RedisClient* redis_;
+  AsyncRedisClient* redis_;
   RedisScript write_;
   RedisScript read_;
   RedisScript changes_;
@@ -143,7 +168,7 @@ class RedisRosterStore final : public RosterStore {
 
 }  // namespace
 
-std::unique_ptr<RosterStore> NewRedisRosterStore(RedisClient* redis) {
+std::unique_ptr<RosterStore> NewRedisRosterStore(AsyncRedisClient* redis) {
   return std::make_unique<RedisRosterStore>(redis);
 }
 

@@ -2,8 +2,9 @@
 
 namespace xc::testing {
 
-absl::StatusOr<std::string> FakeSessionDirectory::Bind(const Jid& bare, absl::string_view resource,
-                                                       absl::string_view gateway_id) {
+absl::StatusOr<std::string> FakeSessionDirectory::BindNow(const Jid& bare,
+                                                          absl::string_view resource,
+                                                          absl::string_view gateway_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& mine = sessions_[bare.BareString()];
   std::string r = resource.empty() ? "gen" + std::to_string(++counter_) : std::string(resource);
@@ -14,8 +15,7 @@ absl::StatusOr<std::string> FakeSessionDirectory::Bind(const Jid& bare, absl::st
   return r;
 }
 
-absl::StatusOr<std::optional<xmpp::store::v1::SessionRecord>> FakeSessionDirectory::Remove(
-    const Jid& full) {
+std::optional<xmpp::store::v1::SessionRecord> FakeSessionDirectory::RemoveNow(const Jid& full) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& mine = sessions_[full.BareString()];
   auto it = mine.find(full.resource());
@@ -26,7 +26,7 @@ absl::StatusOr<std::optional<xmpp::store::v1::SessionRecord>> FakeSessionDirecto
   return r;
 }
 
-absl::StatusOr<std::vector<SessionEntry>> FakeSessionDirectory::List(const Jid& bare) {
+std::vector<SessionEntry> FakeSessionDirectory::ListNow(const Jid& bare) {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<SessionEntry> out;
   for (const auto& [resource, record] : sessions_[bare.BareString()]) {
@@ -35,8 +35,8 @@ absl::StatusOr<std::vector<SessionEntry>> FakeSessionDirectory::List(const Jid& 
   return out;
 }
 
-absl::Status FakeSessionDirectory::Update(const Jid& full,
-                                          const xmpp::store::v1::SessionRecord& record) {
+absl::Status FakeSessionDirectory::UpdateNow(const Jid& full,
+                                             const xmpp::store::v1::SessionRecord& record) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& mine = sessions_[full.BareString()];
   auto it = mine.find(full.resource());
@@ -45,35 +45,14 @@ absl::Status FakeSessionDirectory::Update(const Jid& full,
   return absl::OkStatus();
 }
 
-absl::Status FakeSessionDirectory::SetLastPresence(const Jid& full, absl::string_view xml) {
-  std::lock_guard<std::mutex> lock(mu_);
-  presence_[full.BareString()][full.resource()] = std::string(xml);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::vector<std::pair<std::string, std::string>>> FakeSessionDirectory::LastPresences(
-    const Jid& bare) {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& kv : presence_[bare.BareString()]) out.push_back(kv);
-  return out;
-}
-
-absl::Status FakeSessionDirectory::SetLastUnavailable(const Jid& bare, absl::Time when) {
-  std::lock_guard<std::mutex> lock(mu_);
-  last_unavailable_[bare.BareString()] = when;
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::optional<absl::Time>> FakeSessionDirectory::LastUnavailable(const Jid& bare) {
+std::optional<absl::Time> FakeSessionDirectory::LastUnavailableNow(const Jid& bare) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = last_unavailable_.find(bare.BareString());
   if (it == last_unavailable_.end()) return std::nullopt;
   return it->second;
 }
 
-absl::StatusOr<std::vector<std::string>> FakeSessionDirectory::GatewaySessions(
-    absl::string_view gateway) {
+std::vector<std::string> FakeSessionDirectory::GatewaySessionsNow(absl::string_view gateway) {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> out;
   for (const auto& [bare, mine] : sessions_) {

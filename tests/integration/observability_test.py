@@ -96,8 +96,14 @@ class ObservabilityTest(ClusterTestCase):
         self.assertEqual(value(roster, "xc_roster_requests_total", type="subscribe"), 1)
         self.assertEqual(value(roster, "xc_roster_requests_total", type="subscribed"), 1)
         self.assertGreaterEqual(value(roster, "xc_roster_effects_total", kind="push"), 3)
+        # The gateways batch their sessions' inputs: the two subscription stanzas reach the roster
+        # service in HandleBatch calls, and its effects reach the router in DispatchBatch calls.
         self.assertGreaterEqual(value(roster, "grpc_server_handled_total", grpc_service="xmpp.roster.v1.RosterService",
-                                      grpc_method="HandleSubscription", grpc_code="OK"), 2)
+                                      grpc_method="HandleBatch", grpc_code="OK"), 2)
+        self.assertGreaterEqual(value(router, "grpc_server_handled_total",
+                                      grpc_service="xmpp.presence.v1.PresenceRouter",
+                                      grpc_method="DispatchBatch", grpc_code="OK"), 2)
+        self.assertGreaterEqual(value(gw1, "xc_gateway_backend_batch_inputs_count", service="roster"), 1)
         self.assertGreater(value(roster, "xc_roster_redis_seconds_count"), 0)
         for verb in ("subscribe", "subscribed"):
             for direction in ("outbound", "inbound"):

@@ -135,9 +135,10 @@ std::unique_ptr<RedisClient> RedisCluster::NewClient() const {
 }
 
 std::unique_ptr<RedisClient> RedisCluster::NodeClient(int i) const {
-  RedisConnectionOptions options;
-  options.port = ports_[i];
-  return NewHiredisClient(options);
+  absl::StatusOr<std::unique_ptr<RedisClient>> c =
+      ConnectRedis("127.0.0.1:" + std::to_string(ports_[i]));
+  XC_CHECK(c.ok()) << c.status();
+  return *std::move(c);
 }
 
 std::string RedisCluster::NodeId(int i) const {
@@ -170,13 +171,18 @@ RedisServer::RedisServer() {
   const char* tmp = std::getenv("TEST_TMPDIR");
   std::string templ = std::string(tmp ? tmp : "/tmp") + "/redisXXXXXX";
   dir_ = mkdtemp(templ.data()) ? templ : "/tmp";
+  Start();
+}
+
+void RedisServer::Start() {
   pid_ = fork();
   XC_CHECK(pid_ >= 0) << "fork";
   if (pid_ == 0) {
     std::string port = std::to_string(port_);
     freopen("/dev/null", "w", stdout);
     execl("/usr/bin/redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
-          "--save", "", "--appendonly", "no", "--dir", dir_.c_str(), static_cast<char*>(nullptr));
+          "--save", "", "--appendonly", "no", "--enable-debug-command", "local", "--dir",
+          dir_.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   std::unique_ptr<RedisClient> client = NewClient();
@@ -187,17 +193,25 @@ RedisServer::RedisServer() {
   XC_LOG(FATAL) << "redis-server did not start on port " << port_;
 }
 
-RedisServer::~RedisServer() {
+void RedisServer::Kill() {
   if (pid_ > 0) {
     kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
+    pid_ = -1;
   }
 }
 
+void RedisServer::Restart() {
+  Kill();
+  Start();
+}
+
+RedisServer::~RedisServer() { Kill(); }
+
 std::unique_ptr<RedisClient> RedisServer::NewClient() const {
-  RedisConnectionOptions options;
-  options.port = port_;
-  return NewHiredisClient(options);
+  absl::StatusOr<std::unique_ptr<RedisClient>> c = ConnectRedis(address());
+  XC_CHECK(c.ok()) << c.status();
+  return *std::move(c);
 }
 
 void RedisServer::FlushAll() {

@@ -19,8 +19,11 @@ class RedisServer {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   std::unique_ptr<RedisClient> NewClient() const;
   void FlushAll();
+  void Kill();     // SIGKILL; the port stays reserved for Restart()
+  void Restart();  // a fresh, empty server on the same port
 
  private:
+  void Start();
   pid_t pid_ = -1;
   int port_ = 0;
   std::string dir_;

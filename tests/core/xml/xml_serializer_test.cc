@@ -54,5 +54,19 @@ TEST(XmlElementTest, FindAndEditChildren) {
   EXPECT_EQ(e.ChildText("show"), "away");  // deep copy
 }
 
+TEST(XmlSerializerTest, SetRootAttributeAddsOrReplacesOnTheRootOnly) {
+  EXPECT_EQ(SetRootAttribute("<presence from='a@b/r'><show>away</show></presence>", "to", "c@d"),
+            "<presence to='c@d' from='a@b/r'><show>away</show></presence>");
+  EXPECT_EQ(SetRootAttribute("<presence/>", "to", "c@d"), "<presence to='c@d'/>");
+  EXPECT_EQ(SetRootAttribute("<presence from='a' to='old'/>", "to", "new"),
+            "<presence from='a' to='new'/>");
+  EXPECT_EQ(SetRootAttribute("<message to=\"old\" id='1'><body to='x'/></message>", "to", "n"),
+            "<message to='n' id='1'><body to='x'/></message>");
+  // a child's attribute of the same name is not the root's
+  EXPECT_EQ(SetRootAttribute("<iq id='1'><q to='x'/></iq>", "to", "y"),
+            "<iq to='y' id='1'><q to='x'/></iq>");
+  EXPECT_EQ(SetRootAttribute("<iq mytype='1'/>", "type", "a'b"), "<iq type='a&apos;b' mytype='1'/>");
+}
+
 }  // namespace
 }  // namespace xc

@@ -28,8 +28,12 @@ using ::testing::UnorderedElementsAre;
 
 class RecordingDeliverer final : public GatewayDeliverer {
  public:
-  absl::StatusOr<std::vector<std::string>> Deliver(
-      const std::string& gateway, const xmpp::gateway::v1::DeliverRequest& request) override {
+  Task<absl::StatusOr<std::vector<std::string>>> Deliver(
+      const std::string& gateway, xmpp::gateway::v1::DeliverRequest request) override {
+    co_return Record(gateway, request);
+  }
+  absl::StatusOr<std::vector<std::string>> Record(
+      const std::string& gateway, const xmpp::gateway::v1::DeliverRequest& request) {
     absl::MutexLock lock(&mu_);
     if (gateway == unreachable_) return absl::UnavailableError("connection refused");
     for (const auto& item : request.items()) {
@@ -67,7 +71,13 @@ class RecordingDeliverer final : public GatewayDeliverer {
 
 class PresenceRouterTest : public ::testing::Test {
  protected:
-  PresenceRouterTest() : router_(&directory_, &redis_, &deliverer_, &clock_) {}
+  PresenceRouterTest() : router_(&directory_, &async_redis_, &deliverer_, &clock_) {}
+
+  // Everything here is in memory and answers at once; the loop runs only if a task waits.
+  template <typename T>
+  T Sync(Task<T> task) {
+    return RunToCompletion(&loop_, std::move(task));
+  }
 
   Jid J(const std::string& s) { return *Jid::Parse(s); }
 
@@ -89,10 +99,10 @@ class PresenceRouterTest : public ::testing::Test {
   Jid Online(const std::string& full, bool available = true, bool interested = true,
              const std::string& extra = "") {
     Jid jid = J(full);
-    absl::StatusOr<std::string> bound = router_.BindSession("gw1", jid.Bare(), jid.resource());
+    absl::StatusOr<std::string> bound = Sync(router_.BindSession("gw1", jid.Bare(), jid.resource()));
     EXPECT_TRUE(bound.ok());
     if (interested) {
-      EXPECT_TRUE(router_.SetInterested(jid).ok());
+      EXPECT_TRUE(Sync(router_.SetInterested(jid)).ok());
     }
     if (available) {
       Presence(jid, absl::StrCat("<presence id='p-", full, "'>", extra, "</presence>"));
@@ -105,14 +115,16 @@ class PresenceRouterTest : public ::testing::Test {
     absl::StatusOr<XmlElement> x = ParseStanzaXml(xml);
     EXPECT_TRUE(x.ok());
     x->SetAttribute("from", session.ToString());
-    absl::StatusOr<std::vector<XmlElement>> replies = router_.HandlePresence(session, *x);
+    absl::StatusOr<std::vector<XmlElement>> replies = Sync(router_.HandlePresence(session, *x));
     EXPECT_TRUE(replies.ok()) << replies.status();
     return replies.ok() ? *replies : std::vector<XmlElement>{};
   }
 
   FakeClock clock_;
+  EventLoop loop_;
   testing::FakeSessionDirectory directory_;
   testing::FakeRedisClient redis_;
+  testing::ImmediateAsyncRedisClient async_redis_{&redis_, &loop_};
   RecordingDeliverer deliverer_;
   PresenceRouter router_;
 };
@@ -180,9 +192,9 @@ TEST_F(PresenceRouterTest, DisconnectGeneratesUnavailable) {  // checklist 51
   Roster("u@d", "c@d", "from");
   Online("c@d/r");
   Jid me = Online("u@d/me");
-  ASSERT_TRUE(router_.EndSession(me).ok());
+  ASSERT_TRUE(Sync(router_.EndSession(me)).ok());
   EXPECT_THAT(deliverer_.Take(), ElementsAre("c@d/r <- presence unavailable from u@d/me"));
-  EXPECT_THAT(*directory_.List(J("u@d")), IsEmpty());
+  EXPECT_THAT(*Sync(directory_.List(J("u@d"))), IsEmpty());
 }
 
 // Issue 5: a gateway that stays unreachable through the deliverer's retries is treated as gone:
@@ -193,7 +205,7 @@ TEST_F(PresenceRouterTest, UnreachableGatewayIsFencedAndItsSessionsReaped) {
   ASSERT_TRUE(redis_.Command({"HSET", keys::Gateways(), "gw2", "127.0.0.1:1"}).ok());
   ASSERT_TRUE(redis_.Command({"SET", keys::GatewayAlive("gw2"), "1"}).ok());
   Jid me = J("u@d/me");
-  ASSERT_TRUE(router_.BindSession("gw2", me.Bare(), "me").ok());
+  ASSERT_TRUE(Sync(router_.BindSession("gw2", me.Bare(), "me")).ok());
   deliverer_.SetUnreachable("gw2");
   Presence(me, "<presence/>");
   // The contact on the healthy gateway still got the presence; gw2 is fenced.
@@ -201,11 +213,11 @@ TEST_F(PresenceRouterTest, UnreachableGatewayIsFencedAndItsSessionsReaped) {
   EXPECT_EQ(redis_.Command({"EXISTS", keys::GatewayFenced("gw2")})->integer, 1);
   EXPECT_EQ(redis_.Command({"EXISTS", keys::GatewayAlive("gw2")})->integer, 0);
 
-  absl::StatusOr<int> ended = ReapDeadGateways(&redis_, &directory_, &router_, "test");
+  absl::StatusOr<int> ended = Sync(ReapDeadGateways(&async_redis_, &directory_, &router_, "test"));
   ASSERT_TRUE(ended.ok()) << ended.status();
   EXPECT_EQ(*ended, 1);
   EXPECT_THAT(deliverer_.Take(), ElementsAre("c@d/r <- presence unavailable from u@d/me"));
-  EXPECT_THAT(*directory_.List(J("u@d")), IsEmpty());
+  EXPECT_THAT(*Sync(directory_.List(J("u@d"))), IsEmpty());
   EXPECT_TRUE(redis_.Command({"HGET", keys::Gateways(), "gw2"})->is_nil());
 }
 
@@ -213,7 +225,7 @@ TEST_F(PresenceRouterTest, FailuresOtherThanUnreachableDoNotFence) {
   Roster("u@d", "c@d", "from");
   Online("c@d/r");
   deliverer_.SetUnreachable("none");
-  ASSERT_TRUE(router_.EndSession(J("c@d/r")).ok());
+  ASSERT_TRUE(Sync(router_.EndSession(J("c@d/r"))).ok());
   EXPECT_EQ(redis_.Command({"EXISTS", keys::GatewayFenced("gw1")})->integer, 0);
 }
 
@@ -234,7 +246,7 @@ TEST_F(PresenceRouterTest, DirectedPresenceIsRememberedUntilUnavailable) {  // c
   // y already got a directed unavailable: it is off the list.
   Presence(me, "<presence type='unavailable' to='y@d/r'/>");
   deliverer_.Take();
-  ASSERT_TRUE(router_.EndSession(me).ok());
+  ASSERT_TRUE(Sync(router_.EndSession(me)).ok());
   EXPECT_THAT(deliverer_.Take(),
               UnorderedElementsAre("sub@d/r <- presence unavailable from u@d/me",
                                    "x@d/r <- presence unavailable from u@d/me"));
@@ -250,7 +262,7 @@ TEST_F(PresenceRouterTest, ProbesRevealNothingToNonSubscribers) {  // checklist 
 TEST_F(PresenceRouterTest, ProbeOfOfflineSubscribedContactAnswersUnavailableWithDelay) {
   Roster("c@d", "u@d", "from");
   Jid c = Online("c@d/r");
-  ASSERT_TRUE(router_.EndSession(c).ok());
+  ASSERT_TRUE(Sync(router_.EndSession(c)).ok());
   Jid me = Online("u@d/me");
   Presence(me, "<presence type='probe' to='c@d' id='pr2'/>");
   std::vector<XmlElement> got = deliverer_.XmlFor("u@d/me");
@@ -296,12 +308,12 @@ TEST_F(PresenceRouterTest, MessagesGoToHighestNonNegativePriority) {  // RFC 612
   Online("c@d/neg", true, true, "<priority>-5</priority>");
   Jid me = Online("u@d/me");
   absl::StatusOr<std::vector<XmlElement>> replies =
-      router_.RouteStanza(me, *ParseStanzaXml("<message to='c@d' type='chat'><body>x</body></message>"));
+      Sync(router_.RouteStanza(me, *ParseStanzaXml("<message to='c@d' type='chat'><body>x</body></message>")));
   ASSERT_TRUE(replies.ok());
   EXPECT_THAT(deliverer_.Take(), UnorderedElementsAre("c@d/high1 <- message chat from u@d/me",
                                                       "c@d/high2 <- message chat from u@d/me"));
   // Full JID: exactly that resource, even with negative priority.
-  (void)router_.RouteStanza(me, *ParseStanzaXml("<message to='c@d/neg'><body>x</body></message>"));
+  (void)Sync(router_.RouteStanza(me, *ParseStanzaXml("<message to='c@d/neg'><body>x</body></message>")));
   EXPECT_THAT(deliverer_.Take(), ElementsAre("c@d/neg <- message from u@d/me"));
 }
 
@@ -309,7 +321,7 @@ TEST_F(PresenceRouterTest, MessageToOnlyNegativePriorityOrOfflineIsAnError) {
   Online("c@d/neg", true, true, "<priority>-5</priority>");
   Jid me = Online("u@d/me");
   absl::StatusOr<std::vector<XmlElement>> replies =
-      router_.RouteStanza(me, *ParseStanzaXml("<message to='c@d' id='m1'><body>x</body></message>"));
+      Sync(router_.RouteStanza(me, *ParseStanzaXml("<message to='c@d' id='m1'><body>x</body></message>")));
   ASSERT_TRUE(replies.ok());
   ASSERT_EQ(replies->size(), 1u);
   EXPECT_NE((*replies)[0].FindChild("error")->FindChild("service-unavailable"), nullptr);
@@ -329,7 +341,7 @@ TEST_F(PresenceRouterTest, DispatchHonoursAudiences) {
   add(xmpp::presence::v1::AUDIENCE_AVAILABLE, "subscribe");
   add(xmpp::presence::v1::AUDIENCE_INTERESTED, "subscribed");
   add(xmpp::presence::v1::AUDIENCE_AVAILABLE_OR_INTERESTED, "unsubscribed");
-  ASSERT_TRUE(router_.Dispatch(request).ok());
+  ASSERT_TRUE(Sync(router_.Dispatch(request)).ok());
   EXPECT_THAT(deliverer_.Take(),
               ElementsAre("c@d/avail <- presence subscribe from u@d",
                           "c@d/interested <- presence subscribed from u@d",
@@ -347,8 +359,8 @@ TEST_F(PresenceRouterTest, InitialPresenceDeliversWaitingRequests) {  // checkli
 }
 
 TEST_F(PresenceRouterTest, ResourceConflictBindsANewResource) {  // checklist 8, A18
-  absl::StatusOr<std::string> a = router_.BindSession("gw1", J("u@d"), "same");
-  absl::StatusOr<std::string> b = router_.BindSession("gw2", J("u@d"), "same");
+  absl::StatusOr<std::string> a = Sync(router_.BindSession("gw1", J("u@d"), "same"));
+  absl::StatusOr<std::string> b = Sync(router_.BindSession("gw2", J("u@d"), "same"));
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(*a, "u@d/same");
   EXPECT_NE(*b, *a);

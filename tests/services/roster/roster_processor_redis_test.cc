@@ -17,6 +17,7 @@
 #include "services/roster/roster_store_redis.h"
 #include "services/roster/waiting_census.h"
 #include "tests/support/redis_server.h"
+#include "core/redis/hiredis_client.h"
 
 namespace xc {
 namespace {
@@ -52,7 +53,10 @@ class RosterProcessorRedisTest : public ::testing::Test {
   void SetUp() override {
     server_->FlushAll();
     redis_ = server_->NewClient();
-    store_ = NewRedisRosterStore(redis_.get());
+    RedisConnectionOptions options;
+    options.port = server_->port();
+    async_ = NewAsyncRedisClient(&loop_, options);
+    store_ = NewRedisRosterStore(async_.get());
     processor_ = std::make_unique<RosterProcessor>(store_.get());
     for (const char* user : {"u@d", "c@d"}) {
       ASSERT_TRUE(redis_->Command({"HSET", keys::Account(user), "x", "1"}).ok());
@@ -90,16 +94,17 @@ class RosterProcessorRedisTest : public ::testing::Test {
 
   RosterOutput Subscription(const std::string& from, const std::string& to, SubscriptionVerb verb,
                             const std::string& extra = "") {
-    absl::StatusOr<RosterOutput> out = processor_->HandleSubscription(
+    absl::StatusOr<RosterOutput> out = Sync(processor_->HandleSubscription(
         *Jid::Parse(from), Stanza(absl::StrCat("<presence type='", VerbName(verb), "' from='",
                                                from, "' to='", to, "' id='x'>", extra,
-                                               "</presence>")));
+                                               "</presence>"))));
     EXPECT_TRUE(out.ok()) << out.status();
     return out.ok() ? *out : RosterOutput();
   }
 
   RosterOutput Iq(const std::string& session, const std::string& xml) {
-    absl::StatusOr<RosterOutput> out = processor_->HandleRosterIq(*Jid::Parse(session), Stanza(xml));
+    absl::StatusOr<RosterOutput> out =
+        Sync(processor_->HandleRosterIq(*Jid::Parse(session), Stanza(xml)));
     EXPECT_TRUE(out.ok()) << out.status();
     return out.ok() ? *out : RosterOutput();
   }
@@ -133,8 +138,17 @@ class RosterProcessorRedisTest : public ::testing::Test {
     return lines;
   }
 
+  // Runs a processor coroutine to its end on the test's loop (the store's connection lives on
+  // it; the blocking client `redis_` used for setup and checks has a loop of its own).
+  template <typename T>
+  T Sync(Task<T> task) {
+    return RunToCompletion(&loop_, std::move(task));
+  }
+
   static testing::RedisServer* server_;
+  EventLoop loop_;
   std::unique_ptr<RedisClient> redis_;
+  std::unique_ptr<AsyncRedisClient> async_;
   std::unique_ptr<RosterStore> store_;
   std::unique_ptr<RosterProcessor> processor_;
 };
@@ -191,9 +205,9 @@ TEST_F(RosterProcessorRedisTest, EveryInboundTransitionIsStored) {
       SubscriptionState su;
       ASSERT_TRUE(ParseStateName(name, &su));
       SetState("u@d", "x@elsewhere", su);
-      absl::StatusOr<RosterOutput> out = processor_->HandleInbound(
+      absl::StatusOr<RosterOutput> out = Sync(processor_->HandleInbound(
           *Jid::Parse("u@d"), *Jid::Parse("x@elsewhere"),
-          Stanza(absl::StrCat("<presence type='", VerbName(verb), "'/>")));
+          Stanza(absl::StrCat("<presence type='", VerbName(verb), "'/>"))));
       ASSERT_TRUE(out.ok());
       InboundOutcome expected = InboundTransition(su, verb);
       EXPECT_EQ(StoredState("u@d", "x@elsewhere"), StateName(expected.next));
@@ -546,7 +560,7 @@ TEST_F(RosterProcessorRedisTest, ConsistentPairsHaveNoFindings) {
     SetState("u@d", "c@d", u);
     SetState("c@d", "u@d", c);
     RosterConsistency consistency(store_.get(), processor_.get());
-    absl::StatusOr<ConsistencyReport> report = consistency.Check(*Jid::Parse("u@d"), true);
+    absl::StatusOr<ConsistencyReport> report = Sync(consistency.Check(*Jid::Parse("u@d"), true));
     ASSERT_TRUE(report.ok()) << report.status();
     EXPECT_EQ(report->contacts_checked, 1);
     EXPECT_TRUE(report->findings.empty()) << report->findings[0].problem;
@@ -581,14 +595,14 @@ TEST_F(RosterProcessorRedisTest, InterruptedFlowsAreFoundAndRepaired) {
     SetState("c@d", "u@d", Named(k.c_before));
     RosterConsistency consistency(store_.get(), processor_.get());
 
-    absl::StatusOr<ConsistencyReport> dry = consistency.Check(*Jid::Parse("u@d"), false);
+    absl::StatusOr<ConsistencyReport> dry = Sync(consistency.Check(*Jid::Parse("u@d"), false));
     ASSERT_TRUE(dry.ok()) << dry.status();
     ASSERT_FALSE(dry->findings.empty());
     EXPECT_FALSE(dry->findings[0].repaired);
     EXPECT_EQ(StoredState("u@d", "c@d"), k.u_before);  // a check alone changes nothing
     EXPECT_EQ(StoredState("c@d", "u@d"), k.c_before);
 
-    absl::StatusOr<ConsistencyReport> fixed = consistency.Check(*Jid::Parse("u@d"), true);
+    absl::StatusOr<ConsistencyReport> fixed = Sync(consistency.Check(*Jid::Parse("u@d"), true));
     ASSERT_TRUE(fixed.ok()) << fixed.status();
     EXPECT_TRUE(fixed->findings[0].repaired);
     EXPECT_FALSE(fixed->output.effects.empty());  // the sides' live sessions learn of it
@@ -597,7 +611,7 @@ TEST_F(RosterProcessorRedisTest, InterruptedFlowsAreFoundAndRepaired) {
 
     // Healed for good, seen from either side.
     for (const char* who : {"u@d", "c@d"}) {
-      absl::StatusOr<ConsistencyReport> again = consistency.Check(*Jid::Parse(who), true);
+      absl::StatusOr<ConsistencyReport> again = Sync(consistency.Check(*Jid::Parse(who), true));
       ASSERT_TRUE(again.ok());
       EXPECT_TRUE(again->findings.empty()) << who << ": " << again->findings[0].problem;
     }
@@ -607,7 +621,7 @@ TEST_F(RosterProcessorRedisTest, InterruptedFlowsAreFoundAndRepaired) {
 TEST_F(RosterProcessorRedisTest, ReplayedRequestIsDeliveredAndStored) {
   SetState("u@d", "c@d", Named("N+O"));
   RosterConsistency consistency(store_.get(), processor_.get());
-  absl::StatusOr<ConsistencyReport> fixed = consistency.Check(*Jid::Parse("u@d"), true);
+  absl::StatusOr<ConsistencyReport> fixed = Sync(consistency.Check(*Jid::Parse("u@d"), true));
   ASSERT_TRUE(fixed.ok());
   EXPECT_EQ(Describe(fixed->output),
             (std::vector<std::string>{"deliver subscribe u@d->c@d [available]"}));
@@ -618,7 +632,7 @@ TEST_F(RosterProcessorRedisTest, ReplayedRequestIsDeliveredAndStored) {
 TEST_F(RosterProcessorRedisTest, ContactsWithoutAccountsAreNotPaired) {
   SetState("u@d", "gone@d", Named("T"));
   RosterConsistency consistency(store_.get(), processor_.get());
-  absl::StatusOr<ConsistencyReport> report = consistency.Check(*Jid::Parse("u@d"), true);
+  absl::StatusOr<ConsistencyReport> report = Sync(consistency.Check(*Jid::Parse("u@d"), true));
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->contacts_checked, 0);
   EXPECT_TRUE(report->findings.empty());

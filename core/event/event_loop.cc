@@ -1,0 +1,198 @@
+#include "core/event/event_loop.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <memory>
+
+#include "core/base/log.h"
+
+namespace xc {
+namespace {
+
+// A turn never sleeps longer than this, so Stop() and RunUntil() deadlines are noticed.
+constexpr int kMaxWaitMs = 1000;
+
+}  // namespace
+
+int64_t EventLoop::NowNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+EventLoop::EventLoop() {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  XC_CHECK(epoll_fd_ >= 0 && wake_fd_ >= 0) << "epoll/eventfd";
+  epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_fd_;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+}
+
+EventLoop::~EventLoop() {
+  close(wake_fd_);
+  close(epoll_fd_);
+}
+
+void EventLoop::Post(absl::AnyInvocable<void()> fn) {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    posted_.push_back(std::move(fn));
+    wake = !wake_pending_;
+    wake_pending_ = true;
+  }
+  if (wake) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+void EventLoop::Defer(absl::AnyInvocable<void()> fn) { deferred_.push_back(std::move(fn)); }
+
+EventLoop::TimerId EventLoop::RunAfter(absl::Duration delay, absl::AnyInvocable<void()> fn) {
+  const TimerId id = next_timer_++;
+  const int64_t when =
+      NowNanos() + std::max<int64_t>(0, absl::ToInt64Nanoseconds(delay));
+  timer_heap_.push({when, id});
+  timers_.emplace(id, std::move(fn));
+  return id;
+}
+
+void EventLoop::Cancel(TimerId id) { timers_.erase(id); }
+
+void EventLoop::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_requested_ = true;
+  }
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+}
+
+void EventLoop::Watch(int fd, uint32_t events, FdCallback callback) {
+  callbacks_[fd] = std::make_shared<FdCallback>(std::move(callback));
+  epoll_event ev = {};
+  ev.events = events;
+  ev.data.fd = fd;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void EventLoop::Modify(int fd, uint32_t events) {
+  epoll_event ev = {};
+  ev.events = events;
+  ev.data.fd = fd;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+}
+
+void EventLoop::Unwatch(int fd) {
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  callbacks_.erase(fd);
+}
+
+int EventLoop::WaitMillis(int max_wait_ms) const {
+  if (!deferred_.empty()) return 0;
+  // Drop cancelled timers at the top lazily: only their deadline matters here.
+  int wait = max_wait_ms;
+  if (!timer_heap_.empty()) {
+    const int64_t until = timer_heap_.top().when_ns - NowNanos();
+    if (until <= 0) return 0;
+    wait = static_cast<int>(std::min<int64_t>(wait, (until + 999999) / 1000000));
+  }
+  return wait;
+}
+
+void EventLoop::RunTimers() {
+  if (timer_heap_.empty()) return;
+  const int64_t now = NowNanos();
+  while (!timer_heap_.empty() && timer_heap_.top().when_ns <= now) {
+    const TimerId id = timer_heap_.top().id;
+    timer_heap_.pop();
+    auto it = timers_.find(id);
+    if (it == timers_.end()) continue;  // cancelled
+    absl::AnyInvocable<void()> fn = std::move(it->second);
+    timers_.erase(it);
+    fn();
+  }
+}
+
+void EventLoop::DrainPosted() {
+  std::vector<absl::AnyInvocable<void()>> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch.swap(posted_);
+  }
+  for (auto& fn : batch) fn();
+}
+
+void EventLoop::DrainDeferred() {
+  // Deferred work may defer more (a flush that completes a call that writes again); a few
+  // rounds settle it, and anything left runs on the next turn, which then does not sleep.
+  for (int round = 0; round < 4 && !deferred_.empty(); ++round) {
+    std::vector<absl::AnyInvocable<void()>> batch;
+    batch.swap(deferred_);
+    for (auto& fn : batch) fn();
+  }
+}
+
+void EventLoop::Turn(int max_wait_ms) {
+  epoll_event events[256];
+  int n = epoll_wait(epoll_fd_, events, 256, WaitMillis(max_wait_ms));
+  if (n < 0 && errno != EINTR) {
+    XC_LOG(ERROR) << "epoll_wait failed: " << errno;
+    n = 0;
+  }
+  for (int i = 0; i < n; ++i) {
+    int fd = events[i].data.fd;
+    if (fd == wake_fd_) {
+      uint64_t v;
+      (void)!read(wake_fd_, &v, sizeof(v));
+      std::lock_guard<std::mutex> lock(mu_);
+      wake_pending_ = false;
+      continue;
+    }
+    auto it = callbacks_.find(fd);
+    if (it == callbacks_.end()) continue;
+    std::shared_ptr<FdCallback> cb = it->second;  // survives Unwatch inside the callback
+    (*cb)(events[i].events);
+  }
+  RunTimers();
+  DrainPosted();
+  DrainDeferred();
+}
+
+void EventLoop::Run() {
+  running_thread_ = std::this_thread::get_id();
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_requested_) break;
+    }
+    Turn(kMaxWaitMs);
+  }
+  DrainPosted();
+  DrainDeferred();
+  running_thread_ = std::thread::id();
+}
+
+bool EventLoop::RunUntil(const std::function<bool()>& done, absl::Duration timeout) {
+  const std::thread::id previous = running_thread_.exchange(std::this_thread::get_id());
+  const int64_t deadline = NowNanos() + absl::ToInt64Nanoseconds(timeout);
+  bool ok = done();
+  while (!ok) {
+    const int64_t left_ms = (deadline - NowNanos()) / 1000000;
+    if (left_ms < 0) break;
+    Turn(static_cast<int>(std::min<int64_t>(left_ms, 50)));
+    ok = done();
+  }
+  running_thread_ = previous;
+  return ok;
+}
+
+}  // namespace xc
