@@ -243,6 +243,31 @@ Task<std::vector<T>> WhenAll(std::vector<Task<T>> tasks) {
   co_return out;
 }
 
+// Runs two tasks concurrently; resumes with both results when both have ended. What they send
+// in the same loop turn leaves together (one Redis write, one batched call).
+template <typename A, typename B>
+Task<std::pair<A, B>> WhenBoth(Task<A> a, Task<B> b) {
+  struct State {
+    std::optional<A> a;
+    std::optional<B> b;
+    int remaining = 2;
+    absl::AnyInvocable<void(bool)> resume;
+  };
+  auto state = std::make_shared<State>();
+  co_await AwaitCallback<bool>([&](auto resume) {
+    state->resume = std::move(resume);
+    Spawn(std::move(a), [state](A value) {
+      state->a.emplace(std::move(value));
+      if (--state->remaining == 0) state->resume(true);
+    });
+    Spawn(std::move(b), [state](B value) {
+      state->b.emplace(std::move(value));
+      if (--state->remaining == 0) state->resume(true);
+    });
+  });
+  co_return std::make_pair(std::move(*state->a), std::move(*state->b));
+}
+
 // For a thread that is not the loop's: runs `task` on `loop` and blocks until it ends.
 template <typename T>
 T BlockOn(EventLoop* loop, Task<T> task) {

@@ -22,6 +22,10 @@ ScramCredentials DeriveScramCredentials(ScramHash hash, absl::string_view passwo
 ScramCredentials NewScramCredentials(ScramHash hash, absl::string_view password,
                                      int iterations = 4096);
 
+// PBKDF2-HMAC-SHA-1/-256 of `password` (Hi() of RFC 5802 §2.2): one hash-sized block.
+std::string Pbkdf2(ScramHash hash, absl::string_view password, absl::string_view salt,
+                   int iterations);
+
 // RFC 4013 SASLprep of a password (what SCRAM clients hash); unpreparable input is returned as is.
 std::string SaslPrepPassword(absl::string_view password);
 

@@ -30,20 +30,37 @@ namespace {
 
 constexpr char kStreamClose[] = "</stream:stream>";
 
+using DeliverItems = google::protobuf::RepeatedPtrField<xmpp::gateway::v1::DeliverItem>;
+
+const DeliverItems& LocalItems(const xmpp::roster::v1::RosterResult& r) { return r.deliveries(); }
+const DeliverItems& LocalItems(const xmpp::presence::v1::RouterResult& r) {
+  return r.origin_items();
+}
+
+// What an input delivers to this gateway's own sessions comes back with its result (the
+// router's return path) and is written here, in order, like a Deliver call's items.
+void DeliverLocally(GatewayContext* ctx, const DeliverItems& items) {
+  for (const xmpp::gateway::v1::DeliverItem& item : items) {
+    std::shared_ptr<ClientSession> session = ctx->registry.Find(item.full_jid());
+    if (session) session->Deliver(item.xml(), item.address_to_session());
+  }
+}
+
 // One input for a backend, batched with every other input the gateway's sessions produce in
 // the same loop turn (CallBatcher); `done(status, result)` runs on the loop thread with this
-// input's own outcome.
+// input's own outcome, after what it delivers to this gateway's sessions is written.
 template <typename Result, typename Batcher, typename Fill, typename Done>
 void Ask(GatewayContext* ctx, Batcher* batcher, const char* method, Fill fill, Done done) {
   metrics::Histogram* seconds = ctx->metrics->Backend(method);
   const int64_t start = EventLoop::NowNanos();
   batcher->Add(
       [&](auto* request) {
+        request->set_origin_gateway(ctx->config.id);
         fill(request->add_inputs());
         return 1;
       },
-      [seconds, start, done = std::move(done)](const grpc::Status& status, auto response,
-                                               auto slice) mutable {
+      [ctx, seconds, start, done = std::move(done)](const grpc::Status& status, auto response,
+                                                    auto slice) mutable {
         seconds->Observe(static_cast<double>(EventLoop::NowNanos() - start) * 1e-9);
         if (!status.ok()) return done(status, Result::default_instance());
         if (slice.first >= response->results_size()) {
@@ -51,6 +68,7 @@ void Ask(GatewayContext* ctx, Batcher* batcher, const char* method, Fill fill, D
                       Result::default_instance());
         }
         const Result& result = response->results(slice.first);
+        DeliverLocally(ctx, LocalItems(result));
         done(result.code() == 0 ? grpc::Status::OK
                                 : grpc::Status(static_cast<grpc::StatusCode>(result.code()),
                                                result.message()),

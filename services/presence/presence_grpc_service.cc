@@ -30,10 +30,11 @@ Task<absl::Status> PresenceGrpcService::Bind(
   co_return absl::OkStatus();
 }
 
-Task<absl::Status> PresenceGrpcService::End(const xmpp::presence::v1::EndSessionRequest& request) {
+Task<absl::Status> PresenceGrpcService::End(const xmpp::presence::v1::EndSessionRequest& request,
+                                            ReturnPath* back) {
   absl::StatusOr<Jid> full = Jid::Parse(request.full_jid());
   if (!full.ok()) co_return BadArgument();
-  co_return co_await router_->EndSession(*full);
+  co_return co_await router_->EndSession(*full, back);
 }
 
 Task<absl::Status> PresenceGrpcService::Interested(
@@ -44,45 +45,50 @@ Task<absl::Status> PresenceGrpcService::Interested(
 }
 
 Task<absl::Status> PresenceGrpcService::Presence(
-    const xmpp::presence::v1::HandlePresenceRequest& request, Replies* replies) {
+    const xmpp::presence::v1::HandlePresenceRequest& request, Replies* replies, ReturnPath* back) {
   absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
   absl::StatusOr<XmlElement> presence = FromStanzaProto(request.presence());
   if (!session.ok() || !presence.ok()) co_return BadArgument();
-  absl::StatusOr<std::vector<XmlElement>> out = co_await router_->HandlePresence(*session, *presence);
+  absl::StatusOr<std::vector<XmlElement>> out =
+      co_await router_->HandlePresence(*session, *presence, back);
   if (!out.ok()) co_return out.status();
   for (const XmlElement& r : *out) ToStanzaProto(r, replies->Add());
   co_return absl::OkStatus();
 }
 
 Task<absl::Status> PresenceGrpcService::Route(const xmpp::presence::v1::RouteStanzaRequest& request,
-                                              Replies* replies) {
+                                              Replies* replies, ReturnPath* back) {
   absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
   absl::StatusOr<XmlElement> stanza = FromStanzaProto(request.stanza());
   if (!session.ok() || !stanza.ok()) co_return BadArgument();
-  absl::StatusOr<std::vector<XmlElement>> out = co_await router_->RouteStanza(*session, *stanza);
+  absl::StatusOr<std::vector<XmlElement>> out =
+      co_await router_->RouteStanza(*session, *stanza, back);
   if (!out.ok()) co_return out.status();
   for (const XmlElement& r : *out) ToStanzaProto(r, replies->Add());
   co_return absl::OkStatus();
 }
 
 Task<bool> PresenceGrpcService::BatchInput(const xmpp::presence::v1::RouterInput& input,
+                                           const std::string& origin_gateway,
                                            xmpp::presence::v1::RouterResult* result) {
+  ReturnPath back{origin_gateway, result->mutable_origin_items()};
+  ReturnPath* path = origin_gateway.empty() ? nullptr : &back;
   absl::Status status;
   switch (input.input_case()) {
     case xmpp::presence::v1::RouterInput::kBindSession:
       status = co_await Bind(input.bind_session(), result->mutable_full_jid());
       break;
     case xmpp::presence::v1::RouterInput::kEndSession:
-      status = co_await End(input.end_session());
+      status = co_await End(input.end_session(), path);
       break;
     case xmpp::presence::v1::RouterInput::kSetInterested:
       status = co_await Interested(input.set_interested());
       break;
     case xmpp::presence::v1::RouterInput::kPresence:
-      status = co_await Presence(input.presence(), result->mutable_replies());
+      status = co_await Presence(input.presence(), result->mutable_replies(), path);
       break;
     case xmpp::presence::v1::RouterInput::kRoute:
-      status = co_await Route(input.route(), result->mutable_replies());
+      status = co_await Route(input.route(), result->mutable_replies(), path);
       break;
     default:
       status = absl::InvalidArgumentError("empty router input");
@@ -96,8 +102,13 @@ Task<bool> PresenceGrpcService::BatchInput(const xmpp::presence::v1::RouterInput
 
 Task<bool> PresenceGrpcService::Flow(const xmpp::presence::v1::DispatchRequest& flow,
                                      xmpp::presence::v1::FlowResult* result) {
-  absl::Status status = co_await router_->Dispatch(flow);
-  if (!status.ok()) SetStatus(status, result);
+  ReturnPath back{flow.origin_gateway(), result->mutable_origin_items()};
+  absl::Status status =
+      co_await router_->Dispatch(flow, flow.origin_gateway().empty() ? nullptr : &back);
+  if (!status.ok()) {
+    result->Clear();
+    SetStatus(status, result);
+  }
   co_return true;
 }
 
@@ -106,7 +117,7 @@ Task<grpc::Status> PresenceGrpcService::Batch(const xmpp::presence::v1::RouterBa
   std::vector<Task<bool>> inputs;
   inputs.reserve(request.inputs_size());
   for (const xmpp::presence::v1::RouterInput& input : request.inputs()) {
-    inputs.push_back(BatchInput(input, response->add_results()));
+    inputs.push_back(BatchInput(input, request.origin_gateway(), response->add_results()));
   }
   co_await WhenAll(std::move(inputs));
   co_return grpc::Status::OK;

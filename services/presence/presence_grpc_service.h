@@ -42,13 +42,15 @@ class PresenceGrpcService final : public xmpp::presence::v1::PresenceRouter::Cal
   using Replies = google::protobuf::RepeatedPtrField<xmpp::stanza::v1::Stanza>;
   Task<absl::Status> Bind(const xmpp::presence::v1::BindSessionRequest& request,
                           std::string* full_jid);
-  Task<absl::Status> End(const xmpp::presence::v1::EndSessionRequest& request);
+  Task<absl::Status> End(const xmpp::presence::v1::EndSessionRequest& request,
+                         ReturnPath* back = nullptr);
   Task<absl::Status> Interested(const xmpp::presence::v1::SetInterestedRequest& request);
   Task<absl::Status> Presence(const xmpp::presence::v1::HandlePresenceRequest& request,
-                              Replies* replies);
+                              Replies* replies, ReturnPath* back = nullptr);
   Task<absl::Status> Route(const xmpp::presence::v1::RouteStanzaRequest& request,
-                           Replies* replies);
+                           Replies* replies, ReturnPath* back = nullptr);
   Task<bool> BatchInput(const xmpp::presence::v1::RouterInput& input,
+                        const std::string& origin_gateway,
                         xmpp::presence::v1::RouterResult* result);
   Task<bool> Flow(const xmpp::presence::v1::DispatchRequest& flow,
                   xmpp::presence::v1::FlowResult* result);

@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -34,7 +35,8 @@ bool IsUnreachable(const absl::Status& s) {
 // Collects what one input delivers, grouped per gateway in order, and writes it at the end.
 class PresenceRouter::Outbox {
  public:
-  explicit Outbox(PresenceRouter* router) : router_(router) {}
+  explicit Outbox(PresenceRouter* router, ReturnPath* back = nullptr)
+      : router_(router), back_(back != nullptr && back->items != nullptr ? back : nullptr) {}
 
   void Add(const std::string& gateway_id, std::string full_jid, std::string xml,
            bool address_to_session) {
@@ -46,11 +48,18 @@ class PresenceRouter::Outbox {
     item->set_address_to_session(address_to_session);
   }
 
-  // Delivers to every gateway at once and returns when all have answered.
+  // Delivers to every gateway at once and returns when all have answered; what is for the
+  // calling gateway goes on the return path.
   Task<bool> Flush() {
     std::vector<Task<bool>> sends;
     sends.reserve(order_.size());
     for (const std::string& gateway : order_) {
+      if (back_ != nullptr && gateway == back_->gateway_id) {
+        for (xmpp::gateway::v1::DeliverItem& item : *batches_[gateway].mutable_items()) {
+          back_->items->Add(std::move(item));
+        }
+        continue;
+      }
       sends.push_back(Send(gateway, std::move(batches_[gateway])));
     }
     batches_.clear();
@@ -80,6 +89,7 @@ class PresenceRouter::Outbox {
   }
 
   PresenceRouter* router_;
+  ReturnPath* back_;
   std::map<std::string, xmpp::gateway::v1::DeliverRequest> batches_;
   std::vector<std::string> order_;
 };
@@ -157,7 +167,7 @@ Task<absl::StatusOr<std::string>> PresenceRouter::BindSession(absl::string_view 
   co_return full->ToString();
 }
 
-Task<absl::Status> PresenceRouter::EndSession(const Jid& full) {
+Task<absl::Status> PresenceRouter::EndSession(const Jid& full, ReturnPath* back) {
   const Jid bare = full.Bare();
   absl::StatusOr<std::vector<SessionEntry>> sessions = co_await directory_->List(bare);
   if (!sessions.ok()) co_return sessions.status();
@@ -165,7 +175,7 @@ Task<absl::Status> PresenceRouter::EndSession(const Jid& full) {
   for (const SessionEntry& e : *sessions) {
     if (e.resource == full.resource()) available = e.record.available();
   }
-  Outbox out(this);
+  Outbox out(this, back);
   if (available) {
     // §4.5.2: the server generates the unavailable the client did not send.
     absl::Status s = co_await BroadcastUnavailable(full, nullptr, &out);
@@ -286,14 +296,14 @@ Task<absl::Status> PresenceRouter::BroadcastUnavailable(const Jid& full, const X
 }
 
 Task<absl::StatusOr<std::vector<XmlElement>>> PresenceRouter::HandlePresence(
-    const Jid& session, const XmlElement& presence) {
+    const Jid& session, const XmlElement& presence, ReturnPath* back) {
   std::vector<XmlElement> replies;
   absl::StatusOr<Presence> parsed = ParsePresence(presence);
   if (!parsed.ok()) {
     replies.push_back(MakeErrorReply(presence, StanzaErrorConditionOf(parsed.status())));
     co_return replies;
   }
-  Outbox out(this);
+  Outbox out(this, back);
   const Jid bare = session.Bare();
   const std::string to = presence.Attribute("to");
   absl::Status status;
@@ -483,7 +493,7 @@ Task<absl::Status> PresenceRouter::AnswerProbes(const Jid& prober,
 }
 
 Task<absl::StatusOr<std::vector<XmlElement>>> PresenceRouter::RouteStanza(
-    const Jid& session, const XmlElement& stanza) {
+    const Jid& session, const XmlElement& stanza, ReturnPath* back) {
   std::vector<XmlElement> replies;
   const StanzaKind kind = KindOf(stanza);
   const std::string type = stanza.Attribute("type");
@@ -497,7 +507,7 @@ Task<absl::StatusOr<std::vector<XmlElement>>> PresenceRouter::RouteStanza(
   absl::StatusOr<std::vector<SessionEntry>> sessions = co_await directory_->List(target_bare);
   if (!sessions.ok()) co_return sessions.status();
   XmlElement stamped = WithAddresses(stanza, session.ToString(), target->ToString());
-  Outbox out(this);
+  Outbox out(this, back);
   bool delivered = false;
   if (target->is_full()) {
     for (const SessionEntry& e : *sessions) {
@@ -534,14 +544,12 @@ Task<absl::StatusOr<std::vector<XmlElement>>> PresenceRouter::RouteStanza(
 }
 
 Task<absl::Status> PresenceRouter::DeliverSnapshot(
-    const xmpp::presence::v1::PresenceSnapshot& snapshot, Outbox* out, SessionCache* cache) {
+    const xmpp::presence::v1::PresenceSnapshot& snapshot, const PresenceView& from_presences,
+    Outbox* out, SessionCache* cache) {
   absl::StatusOr<Jid> from = Jid::Parse(snapshot.from_bare());
   absl::StatusOr<Jid> to = Jid::Parse(snapshot.to_bare());
   if (!from.ok() || !to.ok()) co_return absl::InvalidArgumentError("bad snapshot addresses");
-  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> last =
-      co_await directory_->LastPresences(*from);
-  if (!last.ok()) co_return last.status();
-  for (const auto& [resource, xml] : *last) {
+  for (const auto& [resource, xml] : from_presences.presences) {
     const std::string full = FullJid(*from, resource);
     const std::string p = snapshot.unavailable()
                               ? SerializeXml(UnavailablePresence(full, to->BareString()))
@@ -554,13 +562,52 @@ Task<absl::Status> PresenceRouter::DeliverSnapshot(
   co_return absl::OkStatus();
 }
 
-Task<absl::Status> PresenceRouter::Dispatch(const xmpp::presence::v1::DispatchRequest& request) {
-  Outbox out(this);
+Task<absl::Status> PresenceRouter::Dispatch(const xmpp::presence::v1::DispatchRequest& request,
+                                            ReturnPath* back) {
+  // Everything the flow's effects read comes in one round trip: the sessions of every
+  // recipient, and the stored presences every snapshot copies.
+  std::vector<Jid> recipients;
+  std::vector<Jid> sources;
+  absl::flat_hash_set<std::string> seen_recipients;
+  absl::flat_hash_set<std::string> seen_sources;
+  auto want = [](const std::string& jid, absl::flat_hash_set<std::string>* seen,
+                 std::vector<Jid>* list) {
+    absl::StatusOr<Jid> parsed = Jid::Parse(jid);
+    if (!parsed.ok()) return;
+    Jid bare = parsed->Bare();
+    if (seen->insert(bare.BareString()).second) list->push_back(std::move(bare));
+  };
+  for (const xmpp::presence::v1::Effect& effect : request.effects()) {
+    if (effect.has_presence_snapshot()) {
+      want(effect.presence_snapshot().to_bare(), &seen_recipients, &recipients);
+      want(effect.presence_snapshot().from_bare(), &seen_sources, &sources);
+    } else if (effect.has_delivery()) {
+      want(effect.delivery().to(), &seen_recipients, &recipients);
+    }
+  }
+  auto [lists, views] =
+      co_await WhenBoth(directory_->ListMany(recipients), directory_->PresenceOf(sources));
+  if (!lists.ok()) co_return lists.status();
+  if (!views.ok()) co_return views.status();
   SessionCache cache;
+  for (size_t i = 0; i < recipients.size() && i < lists->size(); ++i) {
+    cache.try_emplace(recipients[i].BareString(), std::move((*lists)[i]));
+  }
+  absl::flat_hash_map<std::string, const PresenceView*> presences;
+  for (size_t i = 0; i < sources.size() && i < views->size(); ++i) {
+    presences.try_emplace(sources[i].BareString(), &(*views)[i]);
+  }
+  static const PresenceView kNoPresence;
+
+  Outbox out(this, back);
   for (const xmpp::presence::v1::Effect& effect : request.effects()) {
     absl::Status s;
     if (effect.has_presence_snapshot()) {
-      s = co_await DeliverSnapshot(effect.presence_snapshot(), &out, &cache);
+      const xmpp::presence::v1::PresenceSnapshot& snapshot = effect.presence_snapshot();
+      absl::StatusOr<Jid> from = Jid::Parse(snapshot.from_bare());
+      auto it = from.ok() ? presences.find(from->BareString()) : presences.end();
+      s = co_await DeliverSnapshot(snapshot, it != presences.end() ? *it->second : kNoPresence,
+                                   &out, &cache);
     } else if (effect.has_delivery()) {
       const xmpp::presence::v1::Delivery& d = effect.delivery();
       absl::StatusOr<Jid> to = Jid::Parse(d.to());

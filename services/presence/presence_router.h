@@ -25,6 +25,13 @@ struct PresenceRouterOptions {
   metrics::Counter* waiting_requests_delivered = nullptr;
 };
 
+// Where an input's deliveries to sessions on the calling gateway go: back to that gateway in
+// the answer (it writes them itself, in order, before its replies) instead of a Deliver call.
+struct ReturnPath {
+  std::string gateway_id;
+  google::protobuf::RepeatedPtrField<xmpp::gateway::v1::DeliverItem>* items = nullptr;
+};
+
 // Sessions, presence (RFC 6121 §4) and routing (§8). Reads rosters and waiting requests from
 // the roster service's keys (never writes them). Every method is one input; deliveries it
 // causes are batched per gateway and written in order, and the method ends once they are
@@ -37,16 +44,20 @@ class PresenceRouter {
 
   Task<absl::StatusOr<std::string>> BindSession(absl::string_view gateway_id, const Jid& bare,
                                                 absl::string_view resource);
-  Task<absl::Status> EndSession(const Jid& full);
+  // `back` (optional): see ReturnPath.
+  Task<absl::Status> EndSession(const Jid& full, ReturnPath* back = nullptr);
   Task<absl::Status> SetInterested(const Jid& full);
   // Available, unavailable, probe or error presence from `session` (from already stamped).
   // Returns stanzas for the sender.
   Task<absl::StatusOr<std::vector<XmlElement>>> HandlePresence(const Jid& session,
-                                                               const XmlElement& presence);
+                                                               const XmlElement& presence,
+                                                               ReturnPath* back = nullptr);
   // A message or IQ to another entity.
   Task<absl::StatusOr<std::vector<XmlElement>>> RouteStanza(const Jid& session,
-                                                            const XmlElement& stanza);
-  Task<absl::Status> Dispatch(const xmpp::presence::v1::DispatchRequest& request);
+                                                            const XmlElement& stanza,
+                                                            ReturnPath* back = nullptr);
+  Task<absl::Status> Dispatch(const xmpp::presence::v1::DispatchRequest& request,
+                              ReturnPath* back = nullptr);
 
  private:
   class Outbox;
@@ -73,8 +84,10 @@ class PresenceRouter {
   Task<absl::Status> DeliverTo(const Jid& to, xmpp::presence::v1::Audience audience,
                                const std::string& xml, bool address_each, Outbox* out,
                                SessionCache* cache = nullptr);
+  // `from_presences`: the stored presences of snapshot.from_bare (read by the caller).
   Task<absl::Status> DeliverSnapshot(const xmpp::presence::v1::PresenceSnapshot& snapshot,
-                                     Outbox* out, SessionCache* cache);
+                                     const PresenceView& from_presences, Outbox* out,
+                                     SessionCache* cache);
   Task<absl::Status> DeliverDirected(const Jid& target, const XmlElement& stanza, Outbox* out,
                                      bool full_jid_only = false);
   Task<absl::Status> RememberDirected(const Jid& session, const Jid& target, bool available);

@@ -93,7 +93,7 @@ bool Transient(const grpc::Status& s) {
 
 }  // namespace
 
-Task<absl::Status> RosterGrpcService::DispatchEffects(const RosterOutput& output) {
+Task<absl::Status> RosterGrpcService::DispatchEffects(const RosterOutput& output, Origin origin) {
   if (output.effects.empty()) co_return absl::OkStatus();
   for (const auto& e : output.effects) {
     const char* kind = e.has_presence_snapshot() ? "presence"
@@ -108,6 +108,7 @@ Task<absl::Status> RosterGrpcService::DispatchEffects(const RosterOutput& output
     auto answer = co_await dispatch_.Call([&](xmpp::presence::v1::DispatchBatchRequest* r) {
       xmpp::presence::v1::DispatchRequest* flow = r->add_flows();
       for (const auto& effect : output.effects) *flow->add_effects() = effect;
+      if (origin.items != nullptr) flow->set_origin_gateway(origin.gateway);
       return 1;
     });
     last = answer.status;
@@ -117,6 +118,7 @@ Task<absl::Status> RosterGrpcService::DispatchEffects(const RosterOutput& output
       } else {
         const xmpp::presence::v1::FlowResult& r = answer.response->results(answer.slice.first);
         last = grpc::Status(static_cast<grpc::StatusCode>(r.code()), r.message());
+        if (last.ok() && origin.items != nullptr) *origin.items = r.origin_items();
       }
     }
     if (last.ok()) {
@@ -139,7 +141,7 @@ Task<absl::Status> RosterGrpcService::DispatchEffects(const RosterOutput& output
 // interrupted between its two per-user steps (an approval stored on one side only) is found and
 // healed by CheckRoster (RosterConsistency, `xc-admin roster check --repair`).
 Task<absl::Status> RosterGrpcService::Run(
-    std::function<Task<absl::StatusOr<RosterOutput>>()> flow, Replies* replies) {
+    std::function<Task<absl::StatusOr<RosterOutput>>()> flow, Replies* replies, Origin origin) {
   absl::StatusOr<RosterOutput> output;
   absl::Duration backoff = absl::Milliseconds(50);
   for (int attempt = 0; attempt < 4; ++attempt) {
@@ -152,7 +154,7 @@ Task<absl::Status> RosterGrpcService::Run(
     if (!Transient(output.status())) break;
   }
   if (!output.ok()) co_return output.status();
-  absl::Status dispatched = co_await DispatchEffects(*output);
+  absl::Status dispatched = co_await DispatchEffects(*output, origin);
   if (!dispatched.ok()) co_return dispatched;
   Record(*output);
   for (const XmlElement& reply : output->replies) ToStanzaProto(reply, replies->Add());
@@ -160,16 +162,17 @@ Task<absl::Status> RosterGrpcService::Run(
 }
 
 Task<absl::Status> RosterGrpcService::RosterIq(const xmpp::roster::v1::RosterIqRequest& request,
-                                               Replies* replies) {
+                                               Replies* replies, Origin origin) {
   absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
   absl::StatusOr<XmlElement> iq = FromStanzaProto(request.iq());
   if (!session.ok() || !iq.ok()) co_return absl::InvalidArgumentError("bad session or stanza");
   requests_->Add({{"type", "iq_" + iq->Attribute("type")}}).Increment();
-  co_return co_await Run([&] { return processor_->HandleRosterIq(*session, *iq); }, replies);
+  co_return co_await Run([&] { return processor_->HandleRosterIq(*session, *iq); }, replies,
+                         origin);
 }
 
 Task<absl::Status> RosterGrpcService::Subscription(
-    const xmpp::roster::v1::SubscriptionRequest& request, Replies* replies) {
+    const xmpp::roster::v1::SubscriptionRequest& request, Replies* replies, Origin origin) {
   absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
   absl::StatusOr<XmlElement> presence = FromStanzaProto(request.presence());
   if (!session.ok() || !presence.ok()) {
@@ -177,7 +180,7 @@ Task<absl::Status> RosterGrpcService::Subscription(
   }
   requests_->Add({{"type", request.presence().type()}}).Increment();
   co_return co_await Run([&] { return processor_->HandleSubscription(*session, *presence); },
-                         replies);
+                         replies, origin);
 }
 
 Task<absl::Status> RosterGrpcService::Check(const xmpp::roster::v1::CheckRosterRequest& request,
@@ -198,7 +201,7 @@ Task<absl::Status> RosterGrpcService::Check(const xmpp::roster::v1::CheckRosterR
     if (!Transient(report.status())) break;
   }
   if (!report.ok()) co_return report.status();
-  absl::Status dispatched = co_await DispatchEffects(report->output);
+  absl::Status dispatched = co_await DispatchEffects(report->output, Origin());
   if (!dispatched.ok()) co_return dispatched;
   Record(report->output);
   response->set_contacts_checked(report->contacts_checked);
@@ -215,17 +218,21 @@ Task<absl::Status> RosterGrpcService::Check(const xmpp::roster::v1::CheckRosterR
 }
 
 Task<bool> RosterGrpcService::BatchInput(const xmpp::roster::v1::RosterInput& input,
+                                         const std::string& origin_gateway,
                                          xmpp::roster::v1::RosterResult* result) {
+  Origin origin;
+  if (!origin_gateway.empty()) origin = Origin{origin_gateway, result->mutable_deliveries()};
   absl::Status status;
   if (input.has_roster_iq()) {
-    status = co_await RosterIq(input.roster_iq(), result->mutable_replies());
+    status = co_await RosterIq(input.roster_iq(), result->mutable_replies(), origin);
   } else if (input.has_subscription()) {
-    status = co_await Subscription(input.subscription(), result->mutable_replies());
+    status = co_await Subscription(input.subscription(), result->mutable_replies(), origin);
   } else {
     status = absl::InvalidArgumentError("empty roster input");
   }
   if (!status.ok()) {
     result->clear_replies();
+    result->clear_deliveries();
     result->set_code(static_cast<int>(status.code()));
     result->set_message(std::string(status.message()));
   }
@@ -237,7 +244,7 @@ Task<grpc::Status> RosterGrpcService::Batch(const xmpp::roster::v1::RosterBatchR
   std::vector<Task<bool>> inputs;
   inputs.reserve(request.inputs_size());
   for (const xmpp::roster::v1::RosterInput& input : request.inputs()) {
-    inputs.push_back(BatchInput(input, response->add_results()));
+    inputs.push_back(BatchInput(input, request.origin_gateway(), response->add_results()));
   }
   co_await WhenAll(std::move(inputs));
   co_return grpc::Status::OK;
@@ -247,7 +254,7 @@ grpc::ServerUnaryReactor* RosterGrpcService::HandleRosterIq(
     grpc::CallbackServerContext* context, const xmpp::roster::v1::RosterIqRequest* request,
     xmpp::roster::v1::RosterIqResponse* response) {
   return ServeOnLoop(loop_, context, [this, request, response]() -> Task<grpc::Status> {
-    co_return ToGrpcStatus(co_await RosterIq(*request, response->mutable_replies()));
+    co_return ToGrpcStatus(co_await RosterIq(*request, response->mutable_replies(), Origin()));
   });
 }
 
@@ -255,7 +262,8 @@ grpc::ServerUnaryReactor* RosterGrpcService::HandleSubscription(
     grpc::CallbackServerContext* context, const xmpp::roster::v1::SubscriptionRequest* request,
     xmpp::roster::v1::SubscriptionResponse* response) {
   return ServeOnLoop(loop_, context, [this, request, response]() -> Task<grpc::Status> {
-    co_return ToGrpcStatus(co_await Subscription(*request, response->mutable_replies()));
+    co_return ToGrpcStatus(
+        co_await Subscription(*request, response->mutable_replies(), Origin()));
   });
 }
 

@@ -14,6 +14,13 @@
 
 namespace xc {
 
+// Where a flow's deliveries to the calling gateway's sessions go: back in the answer (`items`),
+// or with `items` null through the router's Deliver like any other.
+struct FlowOrigin {
+  std::string gateway;
+  google::protobuf::RepeatedPtrField<xmpp::gateway::v1::DeliverItem>* items = nullptr;
+};
+
 // The RosterService gRPC surface (callback API): every call becomes a coroutine on `loop`,
 // which runs the processor, hands the effects to the presence router (batched with other
 // flows' effects, retried within a bound), then answers. `processor`, `consistency` and
@@ -39,20 +46,25 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Callback
 
  private:
   using Replies = google::protobuf::RepeatedPtrField<xmpp::stanza::v1::Stanza>;
-  Task<absl::Status> RosterIq(const xmpp::roster::v1::RosterIqRequest& request, Replies* replies);
+  using Origin = FlowOrigin;
+  // (No default arguments on coroutines' by-value class parameters: GCC 12 copies such a
+  // default into the frame bitwise, and a std::string in it then frees its caller's buffer.)
+  Task<absl::Status> RosterIq(const xmpp::roster::v1::RosterIqRequest& request, Replies* replies,
+                              Origin origin);
   Task<absl::Status> Subscription(const xmpp::roster::v1::SubscriptionRequest& request,
-                                  Replies* replies);
+                                  Replies* replies, Origin origin);
   Task<absl::Status> Check(const xmpp::roster::v1::CheckRosterRequest& request,
                            xmpp::roster::v1::CheckRosterResponse* response);
   Task<grpc::Status> Batch(const xmpp::roster::v1::RosterBatchRequest& request,
                            xmpp::roster::v1::RosterBatchResponse* response);
   Task<bool> BatchInput(const xmpp::roster::v1::RosterInput& input,
+                        const std::string& origin_gateway,
                         xmpp::roster::v1::RosterResult* result);
   // Runs a flow (again after transient failures, within a bound), dispatches its effects,
   // fills the replies.
   Task<absl::Status> Run(std::function<Task<absl::StatusOr<RosterOutput>>()> flow,
-                         Replies* replies);
-  Task<absl::Status> DispatchEffects(const RosterOutput& output);
+                         Replies* replies, Origin origin);
+  Task<absl::Status> DispatchEffects(const RosterOutput& output, Origin origin);
   void Record(const RosterOutput& output);
 
   EventLoop* loop_;

@@ -160,7 +160,7 @@ struct Applied {
 Task<absl::StatusOr<Applied>> Mutate(
     RosterStore* store, const Jid& user, const std::string& contact, size_t max_pending,
     std::function<absl::StatusOr<Change>(const std::optional<RosterItemRecord>&)> decide,
-    std::optional<std::optional<std::string>> first = std::nullopt) {
+    std::optional<std::optional<std::string>> first) {
   const std::string owner = user.BareString();
   for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
     std::optional<std::string> raw;
@@ -355,7 +355,8 @@ Task<absl::Status> RosterProcessor::HandleSet(const Jid& session, const XmlEleme
         for (const std::string& g : item.groups) change.next->add_groups(g);
         change.force_version = true;
         return change;
-      });
+      },
+      std::nullopt);
   if (!applied.ok()) co_return applied.status();
   XmlElement result = MakeIqResult(iq);
   result.RemoveAttribute("from");
@@ -377,7 +378,8 @@ Task<absl::Status> RosterProcessor::HandleRemove(const Jid& session, const XmlEl
         Change change;  // next = nothing: the entry goes, with any waiting request
         change.pending = before->pending_in() ? PendingOp::kDelete : PendingOp::kKeep;
         return change;
-      });
+      },
+      std::nullopt);
   if (!applied.ok()) co_return applied.status();
   Count(*applied, "remove", "outbound", out);
   XmlElement result = MakeIqResult(iq);
@@ -392,7 +394,7 @@ Task<absl::Status> RosterProcessor::HandleRemove(const Jid& session, const XmlEl
     const XmlElement stanza =
         SubscriptionStanza(user, contact_jid, SubscriptionVerb::kUnsubscribe);
     absl::Status s = co_await ProcessInbound(contact_jid, user, SubscriptionVerb::kUnsubscribe,
-                                             stanza, 0, &flow);
+                                             stanza, 0, &flow, std::nullopt);
     if (!s.ok()) co_return s;
   }
   if (was.from || was.pending_in) {
@@ -400,7 +402,7 @@ Task<absl::Status> RosterProcessor::HandleRemove(const Jid& session, const XmlEl
     const XmlElement stanza =
         SubscriptionStanza(user, contact_jid, SubscriptionVerb::kUnsubscribed);
     absl::Status s = co_await ProcessInbound(contact_jid, user, SubscriptionVerb::kUnsubscribed,
-                                             stanza, 0, &flow);
+                                             stanza, 0, &flow, std::nullopt);
     if (!s.ok()) co_return s;
   }
   co_return co_await DrainDeferred(&flow);
@@ -423,6 +425,13 @@ Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
   stanza.SetAttribute("from", user.BareString());
   stanza.SetAttribute("to", contact.BareString());
 
+  // Both entries at once: the user's (for this outbound step) and the contact's (for the
+  // inbound step that usually follows). Each step still compares-and-swaps, so a read that is
+  // stale by then only costs a retry.
+  auto [mine, theirs] = co_await WhenBoth(store_->GetItem(user.BareString(), contact.BareString()),
+                                          store_->GetOwnedItem(contact.BareString(),
+                                                               user.BareString()));
+  if (!mine.ok()) co_return mine.status();
   OutboundOutcome outcome;
   absl::StatusOr<Applied> applied = co_await Mutate(
       store_, user, contact.BareString(), limits_.max_pending,
@@ -440,13 +449,17 @@ Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
         change.next = rec;
         if (outcome.delete_stored_request) change.pending = PendingOp::kDelete;
         return change;
-      });
+      },
+      std::move(*mine));
   if (!applied.ok()) co_return applied.status();
   Count(*applied, VerbName(*verb), "outbound", &out);
   Flow flow{&out, {}};
   if (outcome.unavailable_first) AddSnapshot(user, contact, /*unavailable=*/true, &out);
   if (outcome.route) {
-    absl::Status s = co_await ProcessInbound(contact, user, *verb, stanza, 0, &flow);
+    std::optional<OwnedItem> read;
+    if (theirs.ok()) read = *std::move(theirs);
+    absl::Status s =
+        co_await ProcessInbound(contact, user, *verb, stanza, 0, &flow, std::move(read));
     if (!s.ok()) co_return s;
   }
   if (applied->pushed) {
@@ -469,7 +482,8 @@ Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleInbound(const Jid& rec
   stanza.SetAttribute("from", sender.BareString());
   stanza.SetAttribute("to", receiver.BareString());
   Flow flow{&out, {}};
-  absl::Status s = co_await ProcessInbound(receiver.Bare(), sender.Bare(), *verb, stanza, 0, &flow);
+  absl::Status s =
+      co_await ProcessInbound(receiver.Bare(), sender.Bare(), *verb, stanza, 0, &flow, std::nullopt);
   if (s.ok()) s = co_await DrainDeferred(&flow);
   if (!s.ok()) co_return s;
   co_return out;
@@ -483,7 +497,8 @@ Task<absl::Status> RosterProcessor::DrainDeferred(Flow* flow) {
       continue;
     }
     const XmlElement stanza = SubscriptionStanza(d.sender, d.receiver, d.verb);
-    absl::Status s = co_await ProcessInbound(d.receiver, d.sender, d.verb, stanza, d.depth, flow);
+    absl::Status s =
+        co_await ProcessInbound(d.receiver, d.sender, d.verb, stanza, d.depth, flow, std::nullopt);
     if (!s.ok()) co_return s;
   }
   flow->deferred.clear();
@@ -493,12 +508,16 @@ Task<absl::Status> RosterProcessor::DrainDeferred(Flow* flow) {
 Task<absl::Status> RosterProcessor::ProcessInbound(Jid receiver, Jid sender,
                                                    SubscriptionVerb verb,
                                                    const XmlElement& stanza, int depth,
-                                                   Flow* flow) {
+                                                   Flow* flow, std::optional<OwnedItem> read) {
   RosterOutput* out = flow->out;
   if (depth > 2) co_return absl::OkStatus();
   // The receiver's account and entry in one round trip; the entry seeds the first CAS.
-  absl::StatusOr<OwnedItem> owned =
-      co_await store_->GetOwnedItem(receiver.BareString(), sender.BareString());
+  absl::StatusOr<OwnedItem> owned;
+  if (read.has_value()) {
+    owned = *std::move(read);
+  } else {
+    owned = co_await store_->GetOwnedItem(receiver.BareString(), sender.BareString());
+  }
   if (!owned.ok()) co_return owned.status();
   if (!owned->user_exists) co_return absl::OkStatus();  // A1: ignore silently, reveal nothing
   const std::string stanza_xml = SerializeXml(stanza);

@@ -75,8 +75,10 @@ class RosterProcessor {
     RosterOutput* out;
     std::vector<Deferred> deferred;
   };
+  // `read`: the receiver's entry for the sender, when the caller already has it.
   Task<absl::Status> ProcessInbound(Jid receiver, Jid sender, SubscriptionVerb verb,
-                                    const XmlElement& stanza, int depth, Flow* flow);
+                                    const XmlElement& stanza, int depth, Flow* flow,
+                                    std::optional<OwnedItem> read);
   Task<absl::Status> DrainDeferred(Flow* flow);
 
   RosterStore* store_;

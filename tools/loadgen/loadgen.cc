@@ -30,6 +30,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "core/xml/xml_stream_parser_expat.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "gateway host");
@@ -396,6 +397,7 @@ int Loadgen::Run() {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   Loadgen lg;
   return lg.Run();
 }

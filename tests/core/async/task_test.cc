@@ -116,6 +116,28 @@ TEST(TaskTest, WhenAllRunsConcurrentlyAndKeepsOrder) {
   EXPECT_TRUE(RunToCompletion(&loop, none()).empty());
 }
 
+TEST(TaskTest, WhenBothStartsBothBeforeEitherEnds) {
+  EventLoop loop;
+  std::vector<std::string> order;
+  auto number = [&]() -> Task<int> {
+    order.push_back("number started");
+    int v = co_await Later(&loop, 4);
+    order.push_back("number ended");
+    co_return v;
+  };
+  auto text = [&]() -> Task<std::string> {
+    order.push_back("text started");
+    co_return std::string("x");
+  };
+  auto both = [&]() -> Task<std::pair<int, std::string>> {
+    co_return co_await WhenBoth(number(), text());
+  };
+  std::pair<int, std::string> r = RunToCompletion(&loop, both());
+  EXPECT_EQ(r.first, 4);
+  EXPECT_EQ(r.second, "x");
+  EXPECT_EQ(order, (std::vector<std::string>{"number started", "text started", "number ended"}));
+}
+
 TEST(TaskTest, SleepWaitsForTheTimer) {
   EventLoop loop;
   auto flow = [&]() -> Task<int64_t> {
