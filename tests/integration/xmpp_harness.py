@@ -28,6 +28,7 @@ BINARIES = {
     "presence_router": "services/presence/presence_router",
     "gateway": "services/gateway/gateway",
     "xc-admin": "tools/admin/xc-admin",
+    "xc-loadgen": "tools/loadgen/xc-loadgen",
 }
 PASSWORD = "s3cret pass"
 
