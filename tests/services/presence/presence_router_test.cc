@@ -366,5 +366,31 @@ TEST_F(PresenceRouterTest, ResourceConflictBindsANewResource) {  // checklist 8,
   EXPECT_NE(*b, *a);
 }
 
+// What an input delivers to sessions on the calling gateway goes back to it in the answer, in
+// order; only the other gateways get Deliver calls.
+TEST_F(PresenceRouterTest, DeliveriesToTheCallingGatewayComeBackOnTheReturnPath) {
+  Online("c@d/here");  // on gw1
+  Jid there = J("c@d/there");
+  ASSERT_TRUE(Sync(router_.BindSession("gw2", there.Bare(), there.resource())).ok());
+  ASSERT_TRUE(Sync(router_.SetInterested(there)).ok());
+  deliverer_.Take();
+  xmpp::presence::v1::DispatchRequest request;
+  for (const char* type : {"subscribe", "unsubscribe"}) {
+    auto* d = request.add_effects()->mutable_delivery();
+    d->set_to("c@d");
+    d->set_audience(xmpp::presence::v1::AUDIENCE_INTERESTED);
+    d->mutable_stanza()->set_xml(absl::StrCat("<presence type='", type, "' from='u@d'/>"));
+  }
+  google::protobuf::RepeatedPtrField<xmpp::gateway::v1::DeliverItem> items;
+  ReturnPath back{"gw1", &items};
+  ASSERT_TRUE(Sync(router_.Dispatch(request, &back)).ok());
+  ASSERT_EQ(items.size(), 2);
+  EXPECT_EQ(items[0].full_jid(), "c@d/here");
+  EXPECT_NE(items[0].xml().find("subscribe"), std::string::npos);
+  EXPECT_NE(items[1].xml().find("unsubscribe"), std::string::npos);
+  EXPECT_THAT(deliverer_.Take(), ElementsAre("c@d/there <- presence subscribe from u@d",
+                                             "c@d/there <- presence unsubscribe from u@d"));
+}
+
 }  // namespace
 }  // namespace xc
