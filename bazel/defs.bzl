@@ -14,10 +14,12 @@ def xc_cc_library(name, srcs = [], hdrs = [], deps = [], **kwargs):
     )
 
 def xc_cc_binary(name, srcs = [], deps = [], **kwargs):
+    """A binary; links jemalloc (//core/base:allocator_lib) unless allocator = "system"."""
+    allocator = [] if kwargs.pop("allocator", "") == "system" else ["//core/base:allocator_lib"]
     native.cc_binary(
         name = name,
         srcs = srcs,
-        deps = deps,
+        deps = deps + allocator,
         copts = _COPTS + kwargs.pop("copts", []),
         visibility = kwargs.pop("visibility", ["//visibility:public"]),
         **kwargs

@@ -19,7 +19,7 @@ namespace xc {
 struct CallBatcherOptions {
   // Calls in flight at once; while all are out, new units wait and ride the next call together.
   int max_in_flight = 4;
-  int max_units_per_call = 512;
+  int max_units_per_call = 128;
   absl::Duration timeout = absl::Seconds(5);
   // Optional: calls and units per call (how well batching works under the current load).
   metrics::Histogram* seconds = nullptr;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/xml/xml_serializer.h"
 
 // Present in expat >= 2.6 and in Debian 12's security updates of 2.5.0 (2.5.0-1+deb12u2 on),
 // absent from older 2.5.0 builds; the headers carry the same version number either way. A weak
@@ -37,6 +38,37 @@ const char* XmlFaultName(XmlFault fault) {
 namespace {
 
 constexpr char kSep = ' ';
+
+// Idle streams give their expat parser back: a connected client costs a few bytes of stream
+// state between stanzas instead of expat's ~8 KB of buffers, tables and pools. Parsers are
+// reused through a small per-thread pool (XML_ParserReset keeps their allocations).
+class ParserPool {
+ public:
+  ~ParserPool() {
+    for (XML_Parser p : free_) XML_ParserFree(p);
+  }
+  XML_Parser Take() {
+    if (free_.empty()) return XML_ParserCreateNS("UTF-8", kSep);
+    XML_Parser p = free_.back();
+    free_.pop_back();
+    return p;
+  }
+  void Give(XML_Parser p) {
+    if (free_.size() >= kMaxIdle || XML_ParserReset(p, "UTF-8") != XML_TRUE) {
+      XML_ParserFree(p);
+      return;
+    }
+    free_.push_back(p);
+  }
+  static ParserPool& ForThisThread() {
+    thread_local ParserPool pool;
+    return pool;
+  }
+
+ private:
+  static constexpr size_t kMaxIdle = 64;
+  std::vector<XML_Parser> free_;
+};
 constexpr size_t kFeedSlice = 8192;  // bounds how far past a size limit a single chunk can go
 
 struct QName {
@@ -70,10 +102,21 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
       : handler_(handler), limits_(limits) {
     Create();
   }
-  ~ExpatXmlStreamParser() override { XML_ParserFree(parser_); }
+  ~ExpatXmlStreamParser() override {
+    if (parser_ != nullptr) XML_ParserFree(parser_);
+  }
 
   XmlFault Feed(absl::string_view bytes) override {
     if (fault_ != XmlFault::kNone) return fault_;
+    if (bytes.empty() || paused_) return fault_;
+    if (parser_ == nullptr) Attach();
+    XmlFault fault = FeedAttached(bytes);
+    if (fault == XmlFault::kNone) MaybeDetach();
+    return fault;
+  }
+
+ private:
+  XmlFault FeedAttached(absl::string_view bytes) {
     while (!bytes.empty() && !paused_) {
       absl::string_view slice = bytes.substr(0, kFeedSlice);
       bytes.remove_prefix(slice.size());
@@ -98,17 +141,50 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
     return fault_;
   }
 
+  // Between stanzas, with every byte fed turned into events (nothing half-parsed inside
+  // expat), the parser goes back to the pool; the stream's root and namespaces are kept.
+  void MaybeDetach() {
+    if (depth_ != 1 || paused_ || parser_ == nullptr || consumed_ != fed_) return;
+    ParserPool::ForThisThread().Give(parser_);
+    parser_ = nullptr;
+  }
+
+  // A parser again, in the state it had between stanzas: it reads the stream root's start tag
+  // again (the same name and namespace declarations), silently.
+  void Attach() {
+    parser_ = ParserPool::ForThisThread().Take();
+    Configure();
+    std::string header = absl::StrCat("<", root_qname_);
+    for (const auto& [prefix, uri] : root_namespaces_) {
+      absl::StrAppend(&header, prefix.empty() ? " xmlns" : absl::StrCat(" xmlns:", prefix), "='",
+                      XmlEscapeAttribute(uri), "'");
+    }
+    header += ">";
+    replaying_ = true;
+    depth_ = 0;
+    XML_Parse(parser_, header.data(), static_cast<int>(header.size()), 0);
+    replaying_ = false;
+    depth_ = 1;
+    // Offsets count bytes given to this parser, the replayed header included.
+    fed_ = header.size();
+    consumed_ = fed_;
+    stanza_start_ = 0;
+  }
+
+ public:
   void Pause() override {
     if (paused_) return;
     paused_ = true;
-    XML_StopParser(parser_, XML_FALSE);
+    if (parser_ != nullptr) XML_StopParser(parser_, XML_FALSE);
   }
 
   void Reset() override {
-    XML_ParserFree(parser_);
+    if (parser_ != nullptr) XML_ParserFree(parser_);
     stack_.clear();
     depth_ = 0;
     root_default_ns_.clear();
+    root_qname_.clear();
+    root_namespaces_.clear();
     paused_ = false;
     fault_ = XmlFault::kNone;
     fault_detail_.clear();
@@ -120,7 +196,11 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
 
  private:
   void Create() {
-    parser_ = XML_ParserCreateNS("UTF-8", kSep);
+    parser_ = ParserPool::ForThisThread().Take();
+    Configure();
+  }
+
+  void Configure() {
     XML_SetReturnNSTriplet(parser_, 1);
     XML_SetUserData(parser_, this);
     XML_SetElementHandler(parser_, &OnStart, &OnEnd);
@@ -141,6 +221,7 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
     }
     fed_ = 0;
     stanza_start_ = 0;
+    consumed_ = 0;
   }
 
   XmlFault Fail(XmlFault fault, absl::string_view detail) {
@@ -148,15 +229,21 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
       fault_ = fault;
       fault_detail_ = std::string(detail);
     }
-    XML_StopParser(parser_, XML_FALSE);
+    if (parser_ != nullptr) XML_StopParser(parser_, XML_FALSE);
     return fault_;
+  }
+
+  // The stream offset up to which expat has reported everything (after the current event).
+  void MarkConsumed() {
+    const long index = XML_GetCurrentByteIndex(parser_);
+    if (index >= 0) consumed_ = static_cast<size_t>(index + XML_GetCurrentByteCount(parser_));
   }
 
   static ExpatXmlStreamParser* Self(void* data) { return static_cast<ExpatXmlStreamParser*>(data); }
 
   static void OnStart(void* data, const XML_Char* name, const XML_Char** attrs) {
     ExpatXmlStreamParser* self = Self(data);
-    if (self->fault_ != XmlFault::kNone || self->paused_) return;
+    if (self->fault_ != XmlFault::kNone || self->paused_ || self->replaying_) return;
     QName q = SplitName(name);
     if (q.ns == kNsXml) {  // the reserved xml namespace holds attributes, never elements
       self->Fail(XmlFault::kNotWellFormed, "element in the xml namespace");
@@ -178,6 +265,8 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
     }
     if (self->depth_ == 0) {
       self->depth_ = 1;
+      self->root_qname_ = q.prefix.empty() ? q.local : absl::StrCat(q.prefix, ":", q.local);
+      self->MarkConsumed();
       element.SetAttribute("xmlns", self->root_default_ns_);
       self->handler_->OnStreamStart(element, q.prefix);
       return;
@@ -215,6 +304,7 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
         self->Fail(XmlFault::kPolicyViolation, "stanza too large");
         return;
       }
+      self->MarkConsumed();
       self->handler_->OnStanza(std::move(done));
     } else {
       self->stack_.back().AddChild(std::move(done));
@@ -224,13 +314,18 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
   static void OnText(void* data, const XML_Char* text, int len) {
     ExpatXmlStreamParser* self = Self(data);
     if (self->fault_ != XmlFault::kNone || self->paused_) return;
-    if (self->stack_.empty()) return;  // whitespace keepalives between stanzas
+    if (self->stack_.empty()) {  // whitespace keepalives between stanzas
+      if (self->depth_ == 1) self->MarkConsumed();
+      return;
+    }
     self->stack_.back().AddText(absl::string_view(text, static_cast<size_t>(len)));
   }
 
   static void OnNamespaceDecl(void* data, const XML_Char* prefix, const XML_Char* uri) {
     ExpatXmlStreamParser* self = Self(data);
-    if (self->depth_ == 0 && prefix == nullptr) self->root_default_ns_ = uri ? uri : "";
+    if (self->depth_ != 0 || self->replaying_) return;
+    if (prefix == nullptr) self->root_default_ns_ = uri ? uri : "";
+    self->root_namespaces_.emplace_back(prefix ? prefix : "", uri ? uri : "");
   }
 
   static void OnComment(void* data, const XML_Char*) {
@@ -258,11 +353,15 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
 
   XmlStreamHandler* handler_;
   XmlLimits limits_;
-  XML_Parser parser_ = nullptr;
+  XML_Parser parser_ = nullptr;  // null while the stream is idle (see MaybeDetach)
+  std::string root_qname_;       // the stream root as written ("stream:stream")
+  std::vector<std::pair<std::string, std::string>> root_namespaces_;  // declared on the root
+  bool replaying_ = false;       // Attach() is re-reading the root: no events
+  size_t consumed_ = 0;          // stream offset expat has reported events up to
   std::vector<XmlElement> stack_;
   size_t depth_ = 0;
   std::string root_default_ns_;  // the stream header's default namespace declaration
-  size_t fed_ = 0;           // bytes given to expat since the last reset
+  size_t fed_ = 0;           // bytes given to the current expat parser
   size_t stanza_start_ = 0;  // stream byte offset where the current depth-1 element began
   bool paused_ = false;
   XmlFault fault_ = XmlFault::kNone;

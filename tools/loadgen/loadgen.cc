@@ -147,6 +147,13 @@ class Conn final : public xc::XmlStreamHandler {
   void OnStanza(xc::XmlElement stanza) override;
   void OnStreamEnd() override { Fail("stream closed by the server"); }
   void Fail(const std::string& why);
+  const char* StageName() const {
+    static const char* const kNames[] = {"connect",  "stream features", "STARTTLS",
+                                         "TLS handshake", "features after TLS", "SASL",
+                                         "SCRAM final", "features after SASL", "bind",
+                                         "roster get", "initial presence", "ready"};
+    return kNames[static_cast<int>(stage)];
+  }
 
   enum class Stage {
     kConnecting, kFeatures1, kStartTls, kTlsHandshake, kFeatures2, kAuth, kScramFinal,
@@ -631,7 +638,8 @@ int Loadgen::Run() {
   while (away_total_ < expected_away && Clock::now() < deadline(t3)) Pump(5);
   const double fanout_s = Seconds(t3, last_away_);
 
-  // What never came, by name.
+  // What never came, by name: failed logins first (they explain what follows), then
+  // handshakes, then fan-out presences.
   std::vector<std::string> missing;
   size_t total_missing = 0;
   const size_t limit = static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_print_missing)));
@@ -645,20 +653,28 @@ int Loadgen::Run() {
     if (c == nullptr) continue;
     if (c->failed) ++failed;
     if (c->stage != Conn::Stage::kReady) {
-      miss(absl::StrCat(Bare(i), ": login did not complete",
-                        c->failed ? absl::StrCat(" (", c->failure, ")") : ""));
-      continue;
+      miss(absl::StrCat(Bare(i), ": login did not complete (",
+                        c->failed ? c->failure : absl::StrCat("waiting at ", c->StageName()),
+                        ")"));
     }
-    for (int d = 1; d <= c_; ++d) {
-      const Handshake& h = c->handshakes[d];
-      const std::string contact = Bare((i - 1 + d) % k_ + 1);
-      if (!h.done) {
-        miss(absl::StrCat(Bare(i), " -> ", contact, ": no ",
-                          !h.subscribed && !h.presence ? "subscribed and no presence"
-                          : !h.subscribed              ? "subscribed"
-                                                       : "presence"));
+  }
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int i = 1; i <= k_; ++i) {
+      Conn* c = conns_[static_cast<size_t>(i)].get();
+      if (c == nullptr || c->stage != Conn::Stage::kReady) continue;
+      for (int d = 1; d <= c_; ++d) {
+        const Handshake& h = c->handshakes[d];
+        const std::string contact = Bare((i - 1 + d) % k_ + 1);
+        if (pass == 0 && !h.done) {
+          miss(absl::StrCat(Bare(i), " -> ", contact, ": no ",
+                            !h.subscribed && !h.presence ? "subscribed and no presence"
+                            : !h.subscribed              ? "subscribed"
+                                                         : "presence"));
+        }
+        if (pass == 1 && !c->away_from[d]) {
+          miss(absl::StrCat(Bare(i), ": no away presence from ", contact));
+        }
       }
-      if (!c->away_from[d]) miss(absl::StrCat(Bare(i), ": no away presence from ", contact));
     }
   }
   for (const std::string& line : missing) std::fprintf(stderr, "missing: %s\n", line.c_str());

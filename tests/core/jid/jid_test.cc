@@ -1,8 +1,13 @@
 #include "core/jid/jid.h"
 
+#include <stringprep.h>
+
+#include <cstdlib>
+
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace xc {
@@ -107,6 +112,27 @@ TEST(JidTest, CompareAndHashOnCanonicalForm) {
 TEST(JidTest, DefaultIsEmpty) {
   Jid jid;
   EXPECT_TRUE(jid.empty());
+}
+
+// The ASCII fast path gives libidn's answers: the same output for every printable character,
+// and a refusal exactly where the profile refuses.
+TEST(JidTest, AsciiFastPathAgreesWithStringprep) {
+  for (int c = 1; c < 0x80; ++c) {
+    const std::string local = absl::StrCat("a", std::string(1, static_cast<char>(c)), "B");
+    char* out = nullptr;
+    int rc = stringprep_profile(local.c_str(), &out, "Nodeprep", STRINGPREP_NO_UNASSIGNED);
+    absl::StatusOr<std::string> ours = PrepareLocalpart(local);
+    EXPECT_EQ(ours.ok(), rc == STRINGPREP_OK) << "localpart char " << c;
+    if (ours.ok() && rc == STRINGPREP_OK) EXPECT_EQ(*ours, out) << "localpart char " << c;
+    std::free(out);
+    out = nullptr;
+    const std::string resource = absl::StrCat("r", std::string(1, static_cast<char>(c)), "R");
+    rc = stringprep_profile(resource.c_str(), &out, "Resourceprep", STRINGPREP_NO_UNASSIGNED);
+    ours = PrepareResourcepart(resource);
+    EXPECT_EQ(ours.ok(), rc == STRINGPREP_OK) << "resourcepart char " << c;
+    if (ours.ok() && rc == STRINGPREP_OK) EXPECT_EQ(*ours, out) << "resourcepart char " << c;
+    std::free(out);
+  }
 }
 
 }  // namespace

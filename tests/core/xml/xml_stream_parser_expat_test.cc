@@ -187,5 +187,54 @@ TEST_F(ParserTest, ResetAfterFaultStartsClean) {
   ASSERT_EQ(Feed(kHeader), XmlFault::kNone);
 }
 
+// Between stanzas an idle stream gives its expat parser back and takes one again with the next
+// bytes; nothing of the stream's state may be lost on the way: namespaces declared on the root,
+// stanzas split across reads, keepalives, limits, the end of the stream.
+TEST_F(ParserTest, IdleStreamsKeepTheirStateAcrossParserHandovers) {
+  ASSERT_EQ(Feed("<stream:stream to='example.com' version='1.0' xmlns='jabber:client' "
+                 "xmlns:stream='http://etherx.jabber.org/streams' xmlns:x='urn:x'>"),
+            XmlFault::kNone);
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(Feed("<message to='a@b'><x:data n='1'/></message>"), XmlFault::kNone);
+    ASSERT_EQ(Feed(" \n"), XmlFault::kNone);  // a keepalive
+  }
+  ASSERT_EQ(rec_.stanzas.size(), 50u);
+  for (const XmlElement& m : rec_.stanzas) {
+    EXPECT_EQ(m.ns(), kNsClient);
+    ASSERT_NE(m.FindChild("data", "urn:x"), nullptr) << SerializeXml(m);
+  }
+  // One stanza over three reads, then two in one read.
+  ASSERT_EQ(Feed("<message to='c@d'><bo"), XmlFault::kNone);
+  ASSERT_EQ(Feed("dy>hel"), XmlFault::kNone);
+  ASSERT_EQ(Feed("lo</body></message><presence/><iq type='get' id='1'/>"), XmlFault::kNone);
+  ASSERT_EQ(rec_.stanzas.size(), 53u);
+  EXPECT_EQ(rec_.stanzas[50].ChildText("body"), "hello");
+  EXPECT_EQ(rec_.stanzas[52].name(), "iq");
+  // A jabber:client stanza under a prefix the root declared is still refused after a handover.
+  Recorder other;
+  auto p2 = NewExpatXmlStreamParser(&other);
+  ASSERT_EQ(p2->Feed("<stream:stream xmlns='jabber:client' xmlns:c='jabber:client' "
+                     "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"),
+            XmlFault::kNone);
+  ASSERT_EQ(p2->Feed("<presence/>"), XmlFault::kNone);
+  EXPECT_EQ(p2->Feed("<c:message/>"), XmlFault::kBadNamespacePrefix);
+  // The end of the stream after a handover.
+  ASSERT_EQ(Feed("</stream:stream>"), XmlFault::kNone);
+  EXPECT_TRUE(rec_.ended);
+  EXPECT_EQ(rec_.roots.size(), 1u) << "the root is re-read silently";
+}
+
+TEST_F(ParserTest, StanzaSizeLimitHoldsAcrossHandovers) {
+  XmlLimits limits;
+  limits.max_stanza_bytes = 1000;
+  parser_->set_limits(limits);
+  ASSERT_EQ(Feed(kHeader), XmlFault::kNone);
+  ASSERT_EQ(Feed("<message><body>short</body></message>"), XmlFault::kNone);
+  ASSERT_EQ(Feed("<message><body>"), XmlFault::kNone);
+  XmlFault fault = XmlFault::kNone;
+  for (int i = 0; i < 20 && fault == XmlFault::kNone; ++i) fault = Feed(std::string(100, 'a'));
+  EXPECT_EQ(fault, XmlFault::kPolicyViolation);
+}
+
 }  // namespace
 }  // namespace xc
