@@ -2,6 +2,8 @@
 
 #include <expat.h>
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,25 +42,36 @@ namespace {
 constexpr char kSep = ' ';
 
 // Idle streams give their expat parser back: a connected client costs a few bytes of stream
-// state between stanzas instead of expat's ~8 KB of buffers, tables and pools. Parsers are
-// reused through a small per-thread pool (XML_ParserReset keeps their allocations).
+// state between stanzas instead of expat's ~8 KB of buffers, tables and pools. A parser given
+// back between two stanzas sits inside its stream's root element, and every client stream has
+// the same root (the same name and namespace declarations), so it can take the next stanza of
+// any stream with that root as it is: no reset, no re-read header. Per thread; bounded.
 class ParserPool {
  public:
+  struct Idle {
+    XML_Parser parser = nullptr;
+    size_t fed = 0;  // bytes the parser has read so far
+  };
   ~ParserPool() {
-    for (XML_Parser p : free_) XML_ParserFree(p);
+    for (auto& [root, idle] : inside_) {
+      for (Idle& i : idle) XML_ParserFree(i.parser);
+    }
   }
-  XML_Parser Take() {
-    if (free_.empty()) return XML_ParserCreateNS("UTF-8", kSep);
-    XML_Parser p = free_.back();
-    free_.pop_back();
-    return p;
+  std::optional<Idle> TakeInside(const std::string& root) {
+    auto it = inside_.find(root);
+    if (it == inside_.end() || it->second.empty()) return std::nullopt;
+    Idle idle = it->second.back();
+    it->second.pop_back();
+    --count_;
+    return idle;
   }
-  void Give(XML_Parser p) {
-    if (free_.size() >= kMaxIdle || XML_ParserReset(p, "UTF-8") != XML_TRUE) {
-      XML_ParserFree(p);
+  void GiveInside(const std::string& root, XML_Parser parser, size_t fed) {
+    if (count_ >= kMaxIdle) {
+      XML_ParserFree(parser);
       return;
     }
-    free_.push_back(p);
+    inside_[root].push_back({parser, fed});
+    ++count_;
   }
   static ParserPool& ForThisThread() {
     thread_local ParserPool pool;
@@ -67,8 +80,14 @@ class ParserPool {
 
  private:
   static constexpr size_t kMaxIdle = 64;
-  std::vector<XML_Parser> free_;
+  std::map<std::string, std::vector<Idle>> inside_;
+  size_t count_ = 0;
 };
+
+// A parser that read more than this since it was taken (a large stanza grew its buffers) is
+// freed rather than kept idle.
+constexpr size_t kMaxPooledRead = 64 * 1024;
+
 constexpr size_t kFeedSlice = 8192;  // bounds how far past a size limit a single chunk can go
 
 struct QName {
@@ -145,21 +164,44 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
   // expat), the parser goes back to the pool; the stream's root and namespaces are kept.
   void MaybeDetach() {
     if (depth_ != 1 || paused_ || parser_ == nullptr || consumed_ != fed_) return;
-    ParserPool::ForThisThread().Give(parser_);
+    if (fed_ - attached_at_ > kMaxPooledRead) {
+      XML_ParserFree(parser_);
+    } else {
+      ParserPool::ForThisThread().GiveInside(RootKey(), parser_, fed_);
+    }
     parser_ = nullptr;
   }
 
-  // A parser again, in the state it had between stanzas: it reads the stream root's start tag
-  // again (the same name and namespace declarations), silently.
-  void Attach() {
-    parser_ = ParserPool::ForThisThread().Take();
-    Configure();
-    std::string header = absl::StrCat("<", root_qname_);
-    for (const auto& [prefix, uri] : root_namespaces_) {
-      absl::StrAppend(&header, prefix.empty() ? " xmlns" : absl::StrCat(" xmlns:", prefix), "='",
-                      XmlEscapeAttribute(uri), "'");
+  // The stream root's start tag reduced to what parsing depends on: its name and namespace
+  // declarations (also what Attach() replays).
+  const std::string& RootKey() {
+    if (root_key_.empty()) {
+      root_key_ = absl::StrCat("<", root_qname_);
+      for (const auto& [prefix, uri] : root_namespaces_) {
+        absl::StrAppend(&root_key_, prefix.empty() ? " xmlns" : absl::StrCat(" xmlns:", prefix),
+                        "='", XmlEscapeAttribute(uri), "'");
+      }
+      root_key_ += ">";
     }
-    header += ">";
+    return root_key_;
+  }
+
+  // A parser again, in the state it had between stanzas: an idle one already inside an
+  // identical root, or a new one that reads the root's start tag again, silently.
+  void Attach() {
+    if (std::optional<ParserPool::Idle> idle = ParserPool::ForThisThread().TakeInside(RootKey())) {
+      parser_ = idle->parser;
+      XML_SetUserData(parser_, this);
+      depth_ = 1;
+      fed_ = idle->fed;
+      consumed_ = fed_;
+      attached_at_ = fed_;
+      stanza_start_ = 0;
+      return;
+    }
+    parser_ = XML_ParserCreateNS("UTF-8", kSep);
+    Configure();
+    const std::string header = RootKey();
     replaying_ = true;
     depth_ = 0;
     XML_Parse(parser_, header.data(), static_cast<int>(header.size()), 0);
@@ -168,6 +210,7 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
     // Offsets count bytes given to this parser, the replayed header included.
     fed_ = header.size();
     consumed_ = fed_;
+    attached_at_ = fed_;
     stanza_start_ = 0;
   }
 
@@ -185,6 +228,7 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
     root_default_ns_.clear();
     root_qname_.clear();
     root_namespaces_.clear();
+    root_key_.clear();
     paused_ = false;
     fault_ = XmlFault::kNone;
     fault_detail_.clear();
@@ -196,7 +240,7 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
 
  private:
   void Create() {
-    parser_ = ParserPool::ForThisThread().Take();
+    parser_ = XML_ParserCreateNS("UTF-8", kSep);
     Configure();
   }
 
@@ -222,6 +266,7 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
     fed_ = 0;
     stanza_start_ = 0;
     consumed_ = 0;
+    attached_at_ = 0;
   }
 
   XmlFault Fail(XmlFault fault, absl::string_view detail) {
@@ -357,7 +402,9 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
   std::string root_qname_;       // the stream root as written ("stream:stream")
   std::vector<std::pair<std::string, std::string>> root_namespaces_;  // declared on the root
   bool replaying_ = false;       // Attach() is re-reading the root: no events
-  size_t consumed_ = 0;          // stream offset expat has reported events up to
+  size_t consumed_ = 0;          // offset (in fed_'s terms) expat has reported events up to
+  size_t attached_at_ = 0;       // fed_ when the current parser was taken
+  std::string root_key_;         // see RootKey()
   std::vector<XmlElement> stack_;
   size_t depth_ = 0;
   std::string root_default_ns_;  // the stream header's default namespace declaration

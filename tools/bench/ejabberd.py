@@ -8,6 +8,7 @@ HTTP API (mod_http_api, loopback only). Everything lives in a temporary director
 import concurrent.futures
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -98,8 +99,12 @@ class Ejabberd:
 
     def _as_ejabberd(self, *args):
         # ejabberdctl runs the node as the `ejabberd` user; started by root it switches with su,
-        # which drops the environment that points it at our config, so start it as that user.
-        base = ["ejabberdctl", "--config-dir", self.dir,
+        # which drops the environment that points it at our config, so start it as that user
+        # (whose session starts with PAM's default of 1024 open files: raise it to the hard limit,
+        # or the node stops accepting once that many clients are connected).
+        files = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        base = ["sh", "-c", f'ulimit -n {files} && exec "$@"', "ejabberdctl",
+                "ejabberdctl", "--config-dir", self.dir,
                 "--config", os.path.join(self.dir, "ejabberd.yml"),
                 "--ctl-config", os.path.join(self.dir, "ejabberdctl.cfg"),
                 "--spool", os.path.join(self.dir, "db"), "--logs", os.path.join(self.dir, "logs"),

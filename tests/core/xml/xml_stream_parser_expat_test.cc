@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/xml/xml_serializer.h"
 #include "gtest/gtest.h"
 
@@ -222,6 +223,34 @@ TEST_F(ParserTest, IdleStreamsKeepTheirStateAcrossParserHandovers) {
   ASSERT_EQ(Feed("</stream:stream>"), XmlFault::kNone);
   EXPECT_TRUE(rec_.ended);
   EXPECT_EQ(rec_.roots.size(), 1u) << "the root is re-read silently";
+}
+
+// Streams with the same root share idle parsers: interleaved, each still gets exactly its own
+// stanzas, a stanza split across reads stays with its stream, and faults stay with theirs.
+TEST(ParserPoolTest, StreamsSharingIdleParsersKeepTheirOwnStanzas) {
+  Recorder a, b, c;
+  auto pa = NewExpatXmlStreamParser(&a);
+  auto pb = NewExpatXmlStreamParser(&b);
+  auto pc = NewExpatXmlStreamParser(&c);
+  for (auto* p : {pa.get(), pb.get(), pc.get()}) ASSERT_EQ(p->Feed(kHeader), XmlFault::kNone);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(pa->Feed(absl::StrCat("<message id='a", i, "'/>")), XmlFault::kNone);
+    ASSERT_EQ(pb->Feed(absl::StrCat("<message id='b", i, "'><bo")), XmlFault::kNone);
+    ASSERT_EQ(pc->Feed(absl::StrCat("<iq id='c", i, "'/>")), XmlFault::kNone);
+    ASSERT_EQ(pb->Feed("dy>x</body></message>"), XmlFault::kNone);
+  }
+  ASSERT_EQ(a.stanzas.size(), 20u);
+  ASSERT_EQ(b.stanzas.size(), 20u);
+  ASSERT_EQ(c.stanzas.size(), 20u);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(a.stanzas[i].Attribute("id"), absl::StrCat("a", i));
+    EXPECT_EQ(b.stanzas[i].Attribute("id"), absl::StrCat("b", i));
+    EXPECT_EQ(b.stanzas[i].ChildText("body"), "x");
+    EXPECT_EQ(c.stanzas[i].name(), "iq");
+  }
+  EXPECT_EQ(pc->Feed("<iq><unclosed></iq>"), XmlFault::kNotWellFormed);
+  EXPECT_EQ(pa->Feed("<presence/>"), XmlFault::kNone);
+  EXPECT_EQ(a.stanzas.size(), 21u);
 }
 
 TEST_F(ParserTest, StanzaSizeLimitHoldsAcrossHandovers) {
