@@ -69,6 +69,9 @@ class ClientSession final : public XmlStreamHandler,
   void SendFeatures();
 
   void ProcessQueue();
+  void Process(XmlElement stanza);  // now, in order (the session is not busy)
+  bool InboxEmpty() const { return inbox_head_ == inbox_sizes_.size(); }
+  void ClearInbox();
   void Finish();  // the current stanza is done: take the next one
   void HandleNegotiation(const XmlElement& element);
   void HandleAuth(const XmlElement& auth);
@@ -128,7 +131,12 @@ class ClientSession final : public XmlStreamHandler,
   Jid full_;
   std::string full_jid_;
   std::function<void()> on_close_;
-  std::deque<XmlElement> inbox_;
+  // Stanzas waiting for the one in flight: their XML back to back, and their sizes; the oldest
+  // not yet taken is inbox_sizes_[inbox_head_], at inbox_offset_.
+  std::string inbox_xml_;
+  std::vector<uint32_t> inbox_sizes_;
+  size_t inbox_head_ = 0;
+  size_t inbox_offset_ = 0;
   bool busy_ = false;
 };
 
