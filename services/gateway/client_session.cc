@@ -265,10 +265,12 @@ void ClientSession::DrainTlsOutput() {
   while ((n = BIO_read(wbio, buf, sizeof(buf))) > 0) out_.append(buf, static_cast<size_t>(n));
 }
 
-// A burst (a big roster, a backlog of requests) must not leave every idle session holding the
-// buffer it needed once.
+// An idle session holds no buffer: what a turn wrote or queued is freed once it is gone (one
+// allocation per busy turn, against a few KB kept by each of thousands of idle sessions).
 void ClientSession::ReleaseIdleBuffer(std::string* buffer) {
-  if (buffer->empty() && buffer->capacity() > 4096) std::string().swap(*buffer);
+  if (buffer->empty() && buffer->capacity() > std::string().capacity()) {
+    std::string().swap(*buffer);
+  }
 }
 
 void ClientSession::FlushWrites() {
@@ -459,7 +461,7 @@ void ClientSession::ClearInbox() {
   inbox_head_ = 0;
   inbox_offset_ = 0;
   ReleaseIdleBuffer(&inbox_xml_);
-  if (inbox_sizes_.capacity() > 16) std::vector<uint32_t>().swap(inbox_sizes_);
+  std::vector<uint32_t>().swap(inbox_sizes_);
 }
 
 void ClientSession::ProcessQueue() {

@@ -214,7 +214,9 @@ class LocalCluster:
 
     def _start_redis(self):
         acl = os.path.join(self.state_dir, "redis", "users.acl")
+        # hash-max-listpack-value: as deployed (deploy/redis/values.yaml), accounts as listpacks.
         common = ["--bind", "127.0.0.1", "--appendonly", "yes", "--aclfile", acl, "--save", "",
+                  "--hash-max-listpack-value", "128",
                   "--daemonize", "no", "--protected-mode", "yes", *self.redis_flags]
         if not self.redis_cluster:
             redis = self._spawn("redis", [
