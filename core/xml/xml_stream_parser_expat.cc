@@ -3,6 +3,7 @@
 #include <expat.h>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -170,20 +171,30 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
       ParserPool::ForThisThread().GiveInside(RootKey(), parser_, fed_);
     }
     parser_ = nullptr;
+    // An idle stream keeps only its root key (shared with the other streams of the thread that
+    // opened the same root): the declarations it was built from and the element stack go.
+    RootKey();
+    std::vector<std::pair<std::string, std::string>>().swap(root_namespaces_);
+    std::vector<XmlElement>().swap(stack_);
   }
 
   // The stream root's start tag reduced to what parsing depends on: its name and namespace
   // declarations (also what Attach() replays).
+  // Built once per stream; streams of one thread with the same root share one copy (a gateway's
+  // thousands of client streams nearly all open the same root).
   const std::string& RootKey() {
-    if (root_key_.empty()) {
-      root_key_ = absl::StrCat("<", root_qname_);
+    if (root_key_ == nullptr) {
+      std::string key = absl::StrCat("<", root_qname_);
       for (const auto& [prefix, uri] : root_namespaces_) {
-        absl::StrAppend(&root_key_, prefix.empty() ? " xmlns" : absl::StrCat(" xmlns:", prefix),
-                        "='", XmlEscapeAttribute(uri), "'");
+        absl::StrAppend(&key, prefix.empty() ? " xmlns" : absl::StrCat(" xmlns:", prefix), "='",
+                        XmlEscapeAttribute(uri), "'");
       }
-      root_key_ += ">";
+      key += ">";
+      thread_local std::shared_ptr<const std::string> last;
+      if (last == nullptr || *last != key) last = std::make_shared<const std::string>(std::move(key));
+      root_key_ = last;
     }
-    return root_key_;
+    return *root_key_;
   }
 
   // A parser again, in the state it had between stanzas: an idle one already inside an
@@ -228,7 +239,7 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
     root_default_ns_.clear();
     root_qname_.clear();
     root_namespaces_.clear();
-    root_key_.clear();
+    root_key_.reset();
     paused_ = false;
     fault_ = XmlFault::kNone;
     fault_detail_.clear();
@@ -404,7 +415,7 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
   bool replaying_ = false;       // Attach() is re-reading the root: no events
   size_t consumed_ = 0;          // offset (in fed_'s terms) expat has reported events up to
   size_t attached_at_ = 0;       // fed_ when the current parser was taken
-  std::string root_key_;         // see RootKey()
+  std::shared_ptr<const std::string> root_key_;  // see RootKey()
   std::vector<XmlElement> stack_;
   size_t depth_ = 0;
   std::string root_default_ns_;  // the stream header's default namespace declaration

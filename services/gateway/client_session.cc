@@ -509,7 +509,8 @@ void ClientSession::HandleNegotiation(const XmlElement& element) {
         SaslFailure("incorrect-encoding");
         return Finish();
       }
-      return StartScram(sasl_mechanism_, decoded);
+      const std::string mechanism = Sasl().mechanism;  // EndSasl() may free the state
+      return StartScram(mechanism, decoded);
     }
     if (element.name() == "response" && scram_stage_ == ScramStage::kAwaitFinal) {
       return ScramStep(element.Text());
@@ -581,7 +582,7 @@ void ClientSession::HandleAuth(const XmlElement& auth) {
   const bool plus = mechanism == "SCRAM-SHA-256-PLUS" || mechanism == "SCRAM-SHA-1-PLUS";
   if (mechanism == "SCRAM-SHA-256" || mechanism == "SCRAM-SHA-1" ||
       (plus && ChannelBindingOffered())) {
-    sasl_mechanism_ = mechanism;
+    Sasl().mechanism = mechanism;
     if (decoded.empty()) {
       scram_stage_ = ScramStage::kAwaitClientFirst;
       Write("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>=</challenge>");
@@ -637,7 +638,7 @@ void ClientSession::EndSasl() {
   if (sasl_ != nullptr) gsasl_finish(sasl_);
   sasl_ = nullptr;
   scram_stage_ = ScramStage::kNone;
-  sasl_account_.reset();
+  sasl_state_.reset();
 }
 
 void ClientSession::StartScram(const std::string& mechanism, const std::string& client_first) {
@@ -660,7 +661,7 @@ void ClientSession::StartScram(const std::string& mechanism, const std::string& 
     return Finish();
   }
   scram_stage_ = ScramStage::kLookup;
-  sasl_user_ = *user;
+  Sasl().user = *user;
   std::weak_ptr<ClientSession> weak = shared_from_this();
   GatewayContext* ctx = ctx_;
   Jid who = *user;
@@ -680,7 +681,7 @@ void ClientSession::StartScram(const std::string& mechanism, const std::string& 
         self->SaslFailure("not-authorized");
         return self->Finish();
       }
-      self->sasl_account_ = **account;
+      self->Sasl().account = **account;
       Gsasl_session* sasl = nullptr;
       if (gsasl_server_start(static_cast<Gsasl*>(self->ctx_->sasl_context), mechanism.c_str(),
                              &sasl) != GSASL_OK) {
@@ -708,7 +709,7 @@ void ClientSession::ScramStep(const std::string& base64_in) {
   }
   if (rc == GSASL_OK) {
     const char* authzid = gsasl_property_fast(sasl_, GSASL_AUTHZID);
-    Jid user = sasl_user_;
+    Jid user = Sasl().user;
     bool authz_ok = true;
     if (authzid != nullptr && *authzid != '\0') {
       absl::StatusOr<Jid> authz = Jid::Parse(authzid);
@@ -721,7 +722,7 @@ void ClientSession::ScramStep(const std::string& base64_in) {
     }
     return AuthSucceeded(user, payload);
   }
-  XC_LOG(INFO) << "SCRAM failed for " << sasl_user_.BareString() << ": " << gsasl_strerror(rc);
+  XC_LOG(INFO) << "SCRAM failed for " << Sasl().user.BareString() << ": " << gsasl_strerror(rc);
   EndSasl();
   SaslFailure(rc == GSASL_MECHANISM_PARSE_ERROR ? "malformed-request" : "not-authorized");
   Finish();
@@ -730,10 +731,10 @@ void ClientSession::ScramStep(const std::string& base64_in) {
 // libgsasl takes the salt, StoredKey and ServerKey base64-encoded (its header says hex for the
 // keys, but 2.2 decodes base64: hex fails every proof).
 int ClientSession::ProvideSaslProperty(int property, Gsasl_session* sasl) {
-  if (!sasl_account_) return GSASL_NO_CALLBACK;
-  const ScramCredentials& c = absl::StartsWith(sasl_mechanism_, "SCRAM-SHA-1")
-                                  ? sasl_account_->sha1
-                                  : sasl_account_->sha256;
+  if (sasl_state_ == nullptr || !sasl_state_->account) return GSASL_NO_CALLBACK;
+  const ScramCredentials& c = absl::StartsWith(sasl_state_->mechanism, "SCRAM-SHA-1")
+                                  ? sasl_state_->account->sha1
+                                  : sasl_state_->account->sha256;
   switch (property) {
     case GSASL_CB_TLS_UNIQUE:
     case GSASL_CB_TLS_EXPORTER: {

@@ -123,9 +123,18 @@ class ClientSession final : public XmlStreamHandler,
   Gsasl_session* sasl_ = nullptr;
   enum class ScramStage { kNone, kAwaitClientFirst, kLookup, kAwaitFinal };
   ScramStage scram_stage_ = ScramStage::kNone;
-  std::string sasl_mechanism_;
-  Jid sasl_user_;
-  std::optional<StoredAccount> sasl_account_;
+  // What SASL needs only while it runs (allocated by the first step, freed by EndSasl): an
+  // authenticated session does not carry a mechanism name, a JID and two sets of SCRAM keys.
+  struct SaslState {
+    std::string mechanism;
+    Jid user;
+    std::optional<StoredAccount> account;
+  };
+  SaslState& Sasl() {
+    if (sasl_state_ == nullptr) sasl_state_ = std::make_unique<SaslState>();
+    return *sasl_state_;
+  }
+  std::unique_ptr<SaslState> sasl_state_;
   std::string domain_;
   Jid user_;  // bare, after SASL
   Jid full_;

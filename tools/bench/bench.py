@@ -131,6 +131,9 @@ def measure(system, pids_fn, add_users, port, args, loadgen):
     add_users("u", args.users)
     result["user_creation_s"] = round(time.time() - t, 1)
     pids = pids_fn()
+    # What the processes hold before the first login (binaries, libraries, empty state): the
+    # per-user figures below are the peak over K, and the growth above this over K.
+    idle_rss = sum(memory_now(pid)[0] for pid in pids.values())
     with MemorySampler(pids) as mem:
         # Hold the K sessions a moment after the run so that the sample sees them settled.
         result["burst"] = run_loadgen(loadgen, port, "u", args, hold=1.0)
@@ -139,6 +142,8 @@ def measure(system, pids_fn, add_users, port, args, loadgen):
         "peak_rss_kb_total": mem.peak_rss, "peak_rss_kb_per_user": round(mem.peak_rss / k, 1),
         "peak_pss_kb_total": mem.peak_pss, "peak_pss_kb_per_user": round(mem.peak_pss / k, 1),
         "rss_kb_by_process_at_peak": mem.peak_by_process,
+        "idle_rss_kb_total": idle_rss,
+        "peak_rss_kb_per_user_above_idle": round((mem.peak_rss - idle_rss) / k, 1),
     }
     add_users("p", args.users)
     result["paced"] = run_loadgen(loadgen, port, "p", args, rate=args.rate)
