@@ -93,6 +93,10 @@ class ClientSession final : public XmlStreamHandler,
   void HandleLocalIq(const XmlElement& iq, const XmlElement& payload);
   void HandlePresence(XmlElement presence);
   void HandleMessage(XmlElement message);
+  // Subscription requests waiting in the queue right behind the current one (see the .cc).
+  static constexpr size_t kMaxSubscriptionRun = 16;
+  std::optional<XmlElement> TakeQueuedSubscription();
+  void SendSubscriptions(std::vector<XmlElement> run);
   void RouteToRouter(XmlElement stanza);
   void SendReply(const XmlElement& stanza);
   void SendError(const XmlElement& stanza, StanzaErrorCondition condition,

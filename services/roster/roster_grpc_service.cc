@@ -1,5 +1,6 @@
 #include "services/roster/roster_grpc_service.h"
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/time/clock.h"
 #include "core/base/log.h"
 #include "core/grpc/grpc_util.h"
@@ -140,8 +141,8 @@ Task<absl::Status> RosterGrpcService::DispatchEffects(const RosterOutput& output
 // dispatched with their own bounded retries (DispatchEffects) and never recomputed. A flow
 // interrupted between its two per-user steps (an approval stored on one side only) is found and
 // healed by CheckRoster (RosterConsistency, `xc-admin roster check --repair`).
-Task<absl::Status> RosterGrpcService::Run(
-    std::function<Task<absl::StatusOr<RosterOutput>>()> flow, Replies* replies, Origin origin) {
+Task<absl::StatusOr<RosterOutput>> RosterGrpcService::Compute(
+    std::function<Task<absl::StatusOr<RosterOutput>>()> flow) {
   absl::StatusOr<RosterOutput> output;
   absl::Duration backoff = absl::Milliseconds(50);
   for (int attempt = 0; attempt < 4; ++attempt) {
@@ -153,6 +154,11 @@ Task<absl::Status> RosterGrpcService::Run(
     output = co_await flow();
     if (!Transient(output.status())) break;
   }
+  co_return output;
+}
+
+Task<absl::Status> RosterGrpcService::Complete(absl::StatusOr<RosterOutput> output,
+                                               Replies* replies, Origin origin) {
   if (!output.ok()) co_return output.status();
   absl::Status dispatched = co_await DispatchEffects(*output, origin);
   if (!dispatched.ok()) co_return dispatched;
@@ -161,26 +167,44 @@ Task<absl::Status> RosterGrpcService::Run(
   co_return absl::OkStatus();
 }
 
+Task<absl::StatusOr<RosterOutput>> RosterGrpcService::ComputeInput(
+    const xmpp::roster::v1::RosterInput& input) {
+  if (input.has_roster_iq()) {
+    const xmpp::roster::v1::RosterIqRequest& request = input.roster_iq();
+    absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
+    absl::StatusOr<XmlElement> iq = FromStanzaProto(request.iq());
+    if (!session.ok() || !iq.ok()) co_return absl::InvalidArgumentError("bad session or stanza");
+    requests_->Add({{"type", "iq_" + iq->Attribute("type")}}).Increment();
+    co_return co_await Compute([&] { return processor_->HandleRosterIq(*session, *iq); });
+  }
+  if (input.has_subscription()) {
+    const xmpp::roster::v1::SubscriptionRequest& request = input.subscription();
+    absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
+    absl::StatusOr<XmlElement> presence = FromStanzaProto(request.presence());
+    if (!session.ok() || !presence.ok()) {
+      co_return absl::InvalidArgumentError("bad session or stanza");
+    }
+    requests_->Add({{"type", request.presence().type()}}).Increment();
+    co_return co_await Compute(
+        [&] { return processor_->HandleSubscription(*session, *presence); });
+  }
+  co_return absl::InvalidArgumentError("empty roster input");
+}
+
 Task<absl::Status> RosterGrpcService::RosterIq(const xmpp::roster::v1::RosterIqRequest& request,
                                                Replies* replies, Origin origin) {
-  absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
-  absl::StatusOr<XmlElement> iq = FromStanzaProto(request.iq());
-  if (!session.ok() || !iq.ok()) co_return absl::InvalidArgumentError("bad session or stanza");
-  requests_->Add({{"type", "iq_" + iq->Attribute("type")}}).Increment();
-  co_return co_await Run([&] { return processor_->HandleRosterIq(*session, *iq); }, replies,
-                         origin);
+  xmpp::roster::v1::RosterInput input;
+  *input.mutable_roster_iq() = request;
+  absl::StatusOr<RosterOutput> output = co_await ComputeInput(input);
+  co_return co_await Complete(std::move(output), replies, origin);
 }
 
 Task<absl::Status> RosterGrpcService::Subscription(
     const xmpp::roster::v1::SubscriptionRequest& request, Replies* replies, Origin origin) {
-  absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
-  absl::StatusOr<XmlElement> presence = FromStanzaProto(request.presence());
-  if (!session.ok() || !presence.ok()) {
-    co_return absl::InvalidArgumentError("bad session or stanza");
-  }
-  requests_->Add({{"type", request.presence().type()}}).Increment();
-  co_return co_await Run([&] { return processor_->HandleSubscription(*session, *presence); },
-                         replies, origin);
+  xmpp::roster::v1::RosterInput input;
+  *input.mutable_subscription() = request;
+  absl::StatusOr<RosterOutput> output = co_await ComputeInput(input);
+  co_return co_await Complete(std::move(output), replies, origin);
 }
 
 Task<absl::Status> RosterGrpcService::Check(const xmpp::roster::v1::CheckRosterRequest& request,
@@ -217,19 +241,12 @@ Task<absl::Status> RosterGrpcService::Check(const xmpp::roster::v1::CheckRosterR
   co_return absl::OkStatus();
 }
 
-Task<bool> RosterGrpcService::BatchInput(const xmpp::roster::v1::RosterInput& input,
-                                         const std::string& origin_gateway,
-                                         xmpp::roster::v1::RosterResult* result) {
+Task<bool> RosterGrpcService::CompleteInput(absl::StatusOr<RosterOutput> output,
+                                            const std::string& origin_gateway,
+                                            xmpp::roster::v1::RosterResult* result) {
   Origin origin;
   if (!origin_gateway.empty()) origin = Origin{origin_gateway, result->mutable_deliveries()};
-  absl::Status status;
-  if (input.has_roster_iq()) {
-    status = co_await RosterIq(input.roster_iq(), result->mutable_replies(), origin);
-  } else if (input.has_subscription()) {
-    status = co_await Subscription(input.subscription(), result->mutable_replies(), origin);
-  } else {
-    status = absl::InvalidArgumentError("empty roster input");
-  }
+  absl::Status status = co_await Complete(std::move(output), result->mutable_replies(), origin);
   if (!status.ok()) {
     result->clear_replies();
     result->clear_deliveries();
@@ -239,14 +256,53 @@ Task<bool> RosterGrpcService::BatchInput(const xmpp::roster::v1::RosterInput& in
   co_return true;
 }
 
+namespace {
+
+const std::string& SessionOf(const xmpp::roster::v1::RosterInput& input) {
+  return input.has_roster_iq() ? input.roster_iq().session_jid()
+                               : input.subscription().session_jid();
+}
+
+}  // namespace
+
+// One session's inputs, one after another: each one's state change stored and its effects
+// dispatched (and answered) before the next one starts.
+Task<bool> RosterGrpcService::BatchChain(const xmpp::roster::v1::RosterBatchRequest& request,
+                                         std::vector<int> chain,
+                                         std::vector<xmpp::roster::v1::RosterResult*>* results) {
+  for (int i : chain) {
+    absl::StatusOr<RosterOutput> output = co_await ComputeInput(request.inputs(i));
+    co_await CompleteInput(std::move(output), request.origin_gateway(), (*results)[i]);
+  }
+  co_return true;
+}
+
+// Inputs of different sessions run concurrently; the inputs of one session (a gateway sends a
+// stream's queued subscriptions together) run one after another in request order, each with its
+// effects dispatched before the next starts: the stream is processed in order (RFC 6120 §10.1).
 Task<grpc::Status> RosterGrpcService::Batch(const xmpp::roster::v1::RosterBatchRequest& request,
                                             xmpp::roster::v1::RosterBatchResponse* response) {
-  std::vector<Task<bool>> inputs;
-  inputs.reserve(request.inputs_size());
-  for (const xmpp::roster::v1::RosterInput& input : request.inputs()) {
-    inputs.push_back(BatchInput(input, request.origin_gateway(), response->add_results()));
+  std::vector<xmpp::roster::v1::RosterResult*> results;
+  results.reserve(request.inputs_size());
+  std::vector<std::vector<int>> chains;
+  absl::flat_hash_map<absl::string_view, size_t> chain_of;
+  for (int i = 0; i < request.inputs_size(); ++i) {
+    results.push_back(response->add_results());
+    const std::string& session = SessionOf(request.inputs(i));
+    if (session.empty()) {
+      chains.emplace_back(1, i);
+      continue;
+    }
+    auto [it, added] = chain_of.try_emplace(session, chains.size());
+    if (added) chains.emplace_back();
+    chains[it->second].push_back(i);
   }
-  co_await WhenAll(std::move(inputs));
+  std::vector<Task<bool>> tasks;
+  tasks.reserve(chains.size());
+  for (std::vector<int>& chain : chains) {
+    tasks.push_back(BatchChain(request, std::move(chain), &results));
+  }
+  co_await WhenAll(std::move(tasks));
   co_return grpc::Status::OK;
 }
 

@@ -57,13 +57,18 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Callback
                            xmpp::roster::v1::CheckRosterResponse* response);
   Task<grpc::Status> Batch(const xmpp::roster::v1::RosterBatchRequest& request,
                            xmpp::roster::v1::RosterBatchResponse* response);
-  Task<bool> BatchInput(const xmpp::roster::v1::RosterInput& input,
-                        const std::string& origin_gateway,
-                        xmpp::roster::v1::RosterResult* result);
-  // Runs a flow (again after transient failures, within a bound), dispatches its effects,
-  // fills the replies.
-  Task<absl::Status> Run(std::function<Task<absl::StatusOr<RosterOutput>>()> flow,
-                         Replies* replies, Origin origin);
+  Task<bool> BatchChain(const xmpp::roster::v1::RosterBatchRequest& request,
+                        std::vector<int> chain,
+                        std::vector<xmpp::roster::v1::RosterResult*>* results);
+  // An input's state change (parsed, run again after transient failures within a bound)...
+  Task<absl::StatusOr<RosterOutput>> ComputeInput(const xmpp::roster::v1::RosterInput& input);
+  Task<absl::StatusOr<RosterOutput>> Compute(
+      std::function<Task<absl::StatusOr<RosterOutput>>()> flow);
+  // ...then its effects dispatched and its replies filled.
+  Task<absl::Status> Complete(absl::StatusOr<RosterOutput> output, Replies* replies,
+                              Origin origin);
+  Task<bool> CompleteInput(absl::StatusOr<RosterOutput> output, const std::string& origin_gateway,
+                           xmpp::roster::v1::RosterResult* result);
   Task<absl::Status> DispatchEffects(const RosterOutput& output, Origin origin);
   void Record(const RosterOutput& output);
 

@@ -4,7 +4,7 @@ import unittest
 
 from xmpp_harness import ClusterTestCase, NS_CLIENT, NS_ROSTER, presence, roster_push
 
-USERS = tuple(f"u{i}" for i in range(1, 37))
+USERS = tuple(f"u{i}" for i in range(1, 40))
 
 
 def iq_result(iq_id):
@@ -267,6 +267,25 @@ class RosterFlowsTest(ClusterTestCase):
         item = push.find(f"{NS_ROSTER}query/{NS_ROSTER}item")
         self.assertEqual(item.get("name"), "Eighteen")
         self.assertEqual(item.findtext(f"{NS_ROSTER}group"), "G")
+
+    async def test_queued_subscriptions_keep_their_order(self):  # RFC 6120 §10.1
+        # One write: the gateway sends the four subscription requests to the roster service
+        # together; they must take effect exactly as if processed one by one.
+        ua = await self.login("u37@localhost/one", gateway=1)
+        ua.send_raw("<presence type='subscribe' to='u38@localhost'/>"
+                    "<presence type='unsubscribe' to='u38@localhost'/>"
+                    "<presence type='subscribe' to='u39@localhost'/>"
+                    "<presence type='subscribe' to='u38@localhost'/>"
+                    "<iq type='get' id='q37'><query xmlns='jabber:iq:roster'/></iq>")
+        await ua.expect(roster_push("u38@localhost", subscription="none", ask="subscribe"), "1st")
+        await ua.expect(roster_push("u38@localhost", subscription="none", ask=None), "cancelled")
+        await ua.expect(roster_push("u39@localhost", subscription="none", ask="subscribe"), "3rd")
+        await ua.expect(roster_push("u38@localhost", subscription="none", ask="subscribe"), "4th")
+        result = await ua.expect(iq_result("q37"), "roster after the four")
+        items = {i.get("jid"): i.get("ask") for i in result.iter(f"{NS_ROSTER}item")}
+        self.assertEqual(items, {"u38@localhost": "subscribe", "u39@localhost": "subscribe"})
+        ub = await self.login("u38@localhost/two", gateway=2)
+        await ub.expect(presence("subscribe", frm="u37@localhost"), "the request waiting")
 
     async def test_versioned_roster_get(self):  # checklist 25, 26
         ua = await self.login("u19@localhost/one", gateway=1)
