@@ -20,6 +20,9 @@ struct CallBatcherOptions {
   // Calls in flight at once; while all are out, new units wait and ride the next call together.
   int max_in_flight = 4;
   int max_units_per_call = 128;
+  // A call takes no more units once it holds this many entries (a unit is never split, so the
+  // last one may go over): what is in flight stays bounded when units carry several entries.
+  int max_entries_per_call = 128;
   absl::Duration timeout = absl::Seconds(5);
   // Optional: calls and units per call (how well batching works under the current load).
   metrics::Histogram* seconds = nullptr;
@@ -58,7 +61,8 @@ class CallBatcher {
 
   void Add(Fill fill, Done done) {
     if (queue_.empty() ||
-        static_cast<int>(queue_.back().units.size()) >= options_.max_units_per_call) {
+        static_cast<int>(queue_.back().units.size()) >= options_.max_units_per_call ||
+        queue_.back().entries >= options_.max_entries_per_call) {
       queue_.emplace_back();
     }
     Pending& p = queue_.back();
@@ -96,6 +100,8 @@ class CallBatcher {
   }
 
   int in_flight() const { return in_flight_; }
+  // Every call is out: what is added now waits for one to come back.
+  bool saturated() const { return in_flight_ >= options_.max_in_flight; }
 
  private:
   struct Unit {

@@ -1082,7 +1082,9 @@ void ClientSession::HandlePresence(XmlElement presence) {
     presence.SetAttribute("to", target->BareString());
     std::vector<XmlElement> run;
     run.push_back(std::move(presence));
-    while (run.size() < kMaxSubscriptionRun) {
+    // Under a backlog the batches are full anyway: the queued requests stay compact in the
+    // inbox instead of waiting as request entries.
+    while (run.size() < kMaxSubscriptionRun && !ctx_->roster->saturated()) {
       std::optional<XmlElement> next = TakeQueuedSubscription();
       if (!next) break;
       run.push_back(*std::move(next));
@@ -1138,18 +1140,22 @@ void ClientSession::SendSubscriptions(std::vector<XmlElement> run) {
   metrics::Histogram* seconds = ctx_->metrics->Backend("HandleSubscription");
   const int64_t start = EventLoop::NowNanos();
   std::shared_ptr<ClientSession> self = shared_from_this();
-  auto stanzas = std::make_shared<std::vector<XmlElement>>(std::move(run));
+  // While in flight the requests are kept as their XML (an error reply needs them, rarely): a
+  // burst holds thousands of these runs at once.
+  auto stanzas = std::make_shared<std::vector<std::string>>();
+  stanzas->reserve(run.size());
   GatewayContext* ctx = ctx_;
   ctx_->roster->Add(
       [&](xmpp::roster::v1::RosterBatchRequest* request) {
         request->set_origin_gateway(ctx->config.id);
-        for (const XmlElement& presence : *stanzas) {
+        for (const XmlElement& presence : run) {
           xmpp::roster::v1::SubscriptionRequest* r =
               request->add_inputs()->mutable_subscription();
           r->set_session_jid(full_jid_);
           ToStanzaProto(presence, r->mutable_presence());
+          stanzas->push_back(r->presence().xml());
         }
-        return static_cast<int>(stanzas->size());
+        return static_cast<int>(run.size());
       },
       [self, ctx, seconds, start, stanzas](
           const grpc::Status& status,
@@ -1159,21 +1165,27 @@ void ClientSession::SendSubscriptions(std::vector<XmlElement> run) {
           const int index = slice.first + static_cast<int>(i);
           if (!status.ok() || index >= response->results_size()) {
             if (self->closed_) continue;
-            self->BackendFailed((*stanzas)[i],
-                                "subscription: " + (status.ok() ? std::string("short batch answer")
-                                                                : status.error_message()));
+            self->RunFailed((*stanzas)[i], status.ok() ? std::string("short batch answer")
+                                                       : status.error_message());
             continue;
           }
           const xmpp::roster::v1::RosterResult& result = response->results(index);
           DeliverLocally(ctx, result.deliveries());  // other sessions', even if this one closed
           if (self->closed_) continue;
-          if (result.code() != 0) {
-            self->BackendFailed((*stanzas)[i], "subscription: " + result.message());
-          }
+          if (result.code() != 0) self->RunFailed((*stanzas)[i], result.message());
           self->SendReplies(result.replies());
         }
         if (!self->closed_) self->Finish();
       });
+}
+
+void ClientSession::RunFailed(const std::string& xml, const std::string& what) {
+  absl::StatusOr<XmlElement> stanza = ParseStanzaXml(xml);
+  if (!stanza.ok()) {  // it was serialized from a parsed element: a broken invariant
+    XC_LOG(ERROR) << "subscription: " << what << "; its stanza no longer parses";
+    return;
+  }
+  BackendFailed(*stanza, "subscription: " + what);
 }
 
 void ClientSession::HandleMessage(XmlElement message) {

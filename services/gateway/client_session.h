@@ -97,6 +97,7 @@ class ClientSession final : public XmlStreamHandler,
   static constexpr size_t kMaxSubscriptionRun = 16;
   std::optional<XmlElement> TakeQueuedSubscription();
   void SendSubscriptions(std::vector<XmlElement> run);
+  void RunFailed(const std::string& xml, const std::string& what);
   void RouteToRouter(XmlElement stanza);
   void SendReply(const XmlElement& stanza);
   void SendError(const XmlElement& stanza, StanzaErrorCondition condition,

@@ -125,6 +125,25 @@ TEST_F(CallBatcherTest, AUnitNeverSpansTwoCalls) {
   Turn();
 }
 
+TEST_F(CallBatcherTest, ACallTakesNoMoreUnitsOnceItHoldsEnoughEntries) {
+  CallBatcherOptions options;
+  options.max_entries_per_call = 4;
+  Batcher batcher(&loop_, transport_.start(), options);
+  const std::vector<std::vector<std::string>> units = {{"a", "b", "c"}, {"d", "e"}, {"f"},
+                                                        {"g", "h", "i", "j", "k"}, {"l"}};
+  for (const std::vector<std::string>& unit : units) {
+    batcher.Add([&](DeliverRequest* r) { return AddItems(r, unit); },
+                [](const grpc::Status&, std::shared_ptr<const DeliverResponse>, Batcher::Slice) {});
+  }
+  Turn();
+  ASSERT_EQ(transport_.calls.size(), 3u);
+  EXPECT_EQ(transport_.calls[0].request.items_size(), 5) << "3 + 2: over the bound, not split";
+  EXPECT_EQ(transport_.calls[1].request.items_size(), 6) << "1 + 5";
+  EXPECT_EQ(transport_.calls[2].request.items_size(), 1);
+  for (size_t i = 0; i < 3; ++i) transport_.Answer(i);
+  Turn();
+}
+
 TEST_F(CallBatcherTest, AFailedCallFailsEveryUnitInIt) {
   Batcher batcher(&loop_, transport_.start());
   std::vector<grpc::StatusCode> codes;
