@@ -165,22 +165,21 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
   // expat), the parser goes back to the pool; the stream's root and namespaces are kept.
   void MaybeDetach() {
     if (depth_ != 1 || paused_ || parser_ == nullptr || consumed_ != fed_) return;
+    // An idle stream keeps only its root key (shared with the other streams of the thread that
+    // opened the same root): the declarations it was built from and the element stack go.
+    const std::string& key = RootKey();
     if (fed_ - attached_at_ > kMaxPooledRead) {
       XML_ParserFree(parser_);
     } else {
-      ParserPool::ForThisThread().GiveInside(RootKey(), parser_, fed_);
+      ParserPool::ForThisThread().GiveInside(key, parser_, fed_);
     }
     parser_ = nullptr;
-    // An idle stream keeps only its root key (shared with the other streams of the thread that
-    // opened the same root): the declarations it was built from and the element stack go.
-    RootKey();
     std::vector<std::pair<std::string, std::string>>().swap(root_namespaces_);
     std::vector<XmlElement>().swap(stack_);
   }
 
   // The stream root's start tag reduced to what parsing depends on: its name and namespace
-  // declarations (also what Attach() replays).
-  // Built once per stream; streams of one thread with the same root share one copy (a gateway's
+  // declarations (also what Attach() replays). Built once per stream; streams of one thread with the same root share one copy (a gateway's
   // thousands of client streams nearly all open the same root).
   const std::string& RootKey() {
     if (root_key_ == nullptr) {

@@ -46,33 +46,52 @@ void DeliverLocally(GatewayContext* ctx, const DeliverItems& items) {
   }
 }
 
-// One input for a backend, batched with every other input the gateway's sessions produce in
-// the same loop turn (CallBatcher); `done(status, result)` runs on the loop thread with this
-// input's own outcome, after what it delivers to this gateway's sessions is written.
-template <typename Result, typename Batcher, typename Fill, typename Done>
-void Ask(GatewayContext* ctx, Batcher* batcher, const char* method, Fill fill, Done done) {
+// `count` inputs for a backend, one unit of the batch with every other input the gateway's
+// sessions produce in the same loop turn (CallBatcher): they travel in one call, in order.
+// `fill(i, input)` writes input i; `each(i, status, result)` runs on the loop thread for every
+// input in order, with its own outcome, after what it delivers to this gateway's sessions is
+// written.
+template <typename Result, typename Batcher, typename Fill, typename Each>
+void AskEach(GatewayContext* ctx, Batcher* batcher, const char* method, int count, Fill fill,
+             Each each) {
   metrics::Histogram* seconds = ctx->metrics->Backend(method);
   const int64_t start = EventLoop::NowNanos();
   batcher->Add(
       [&](auto* request) {
         request->set_origin_gateway(ctx->config.id);
-        fill(request->add_inputs());
-        return 1;
+        for (int i = 0; i < count; ++i) fill(i, request->add_inputs());
+        return count;
       },
-      [ctx, seconds, start, done = std::move(done)](const grpc::Status& status, auto response,
-                                                    auto slice) mutable {
+      [ctx, seconds, start, count, each = std::move(each)](const grpc::Status& status,
+                                                           auto response, auto slice) mutable {
         seconds->Observe(static_cast<double>(EventLoop::NowNanos() - start) * 1e-9);
-        if (!status.ok()) return done(status, Result::default_instance());
-        if (slice.first >= response->results_size()) {
-          return done(grpc::Status(grpc::StatusCode::INTERNAL, "short batch answer"),
-                      Result::default_instance());
+        for (int i = 0; i < count; ++i) {
+          const int index = slice.first + i;
+          if (!status.ok()) {
+            each(i, status, Result::default_instance());
+          } else if (index >= response->results_size()) {
+            each(i, grpc::Status(grpc::StatusCode::INTERNAL, "short batch answer"),
+                 Result::default_instance());
+          } else {
+            const Result& result = response->results(index);
+            DeliverLocally(ctx, LocalItems(result));
+            each(i,
+                 result.code() == 0
+                     ? grpc::Status::OK
+                     : grpc::Status(static_cast<grpc::StatusCode>(result.code()), result.message()),
+                 result);
+          }
         }
-        const Result& result = response->results(slice.first);
-        DeliverLocally(ctx, LocalItems(result));
-        done(result.code() == 0 ? grpc::Status::OK
-                                : grpc::Status(static_cast<grpc::StatusCode>(result.code()),
-                                               result.message()),
-             result);
+      });
+}
+
+// One input: `done(status, result)`.
+template <typename Result, typename Batcher, typename Fill, typename Done>
+void Ask(GatewayContext* ctx, Batcher* batcher, const char* method, Fill fill, Done done) {
+  AskEach<Result>(
+      ctx, batcher, method, 1, [&fill](int, auto* input) { fill(input); },
+      [done = std::move(done)](int, const grpc::Status& status, const Result& result) mutable {
+        done(status, result);
       });
 }
 
@@ -457,20 +476,25 @@ void ClientSession::OnStreamEnd() {
 
 void ClientSession::ClearInbox() {
   inbox_xml_.clear();
-  inbox_sizes_.clear();
-  inbox_head_ = 0;
-  inbox_offset_ = 0;
   ReleaseIdleBuffer(&inbox_xml_);
   std::vector<uint32_t>().swap(inbox_sizes_);
+  inbox_head_ = 0;
+  inbox_offset_ = 0;
+}
+
+absl::string_view ClientSession::InboxHead() const {
+  return absl::string_view(inbox_xml_).substr(inbox_offset_, inbox_sizes_[inbox_head_]);
+}
+
+void ClientSession::PopInbox() {
+  inbox_offset_ += inbox_sizes_[inbox_head_++];
+  if (InboxEmpty()) ClearInbox();
 }
 
 void ClientSession::ProcessQueue() {
   while (!busy_ && !closed_ && !InboxEmpty()) {
-    const uint32_t size = inbox_sizes_[inbox_head_++];
-    absl::StatusOr<XmlElement> next =
-        ParseStanzaXml(absl::string_view(inbox_xml_).substr(inbox_offset_, size));
-    inbox_offset_ += size;
-    if (InboxEmpty()) ClearInbox();
+    absl::StatusOr<XmlElement> next = ParseStanzaXml(InboxHead());
+    PopInbox();
     if (!next.ok()) {  // it parsed once on the way in: a broken invariant
       XC_LOG(ERROR) << "queued stanza no longer parses: " << next.status();
       continue;
@@ -1077,9 +1101,7 @@ void ClientSession::HandlePresence(XmlElement presence) {
       SendError(presence, StanzaErrorCondition::kBadRequest, "subscription without a contact");
       return Finish();
     }
-    // §3: bare JIDs only; `from` is the user's bare JID whatever the client wrote.
-    presence.SetAttribute("from", user_.BareString());
-    presence.SetAttribute("to", target->BareString());
+    AddressSubscription(&presence, *target);
     std::vector<XmlElement> run;
     run.push_back(std::move(presence));
     // Under a backlog the batches are full anyway: the queued requests stay compact in the
@@ -1109,15 +1131,19 @@ void ClientSession::HandlePresence(XmlElement presence) {
       });
 }
 
+// §3: bare JIDs only; `from` is the user's bare JID whatever the client wrote.
+void ClientSession::AddressSubscription(XmlElement* presence, const Jid& target) const {
+  presence->SetAttribute("from", user_.BareString());
+  presence->SetAttribute("to", target.BareString());
+}
+
 // The subscription requests queued right behind this one leave with it, as one unit of the
 // roster batch: the roster service runs a session's inputs of one call one after another, in
 // order, so the stream is still processed in order (RFC 6120 §10.1) while a client that sends
 // ten subscriptions pays one gateway-to-roster round trip for them, not ten.
 std::optional<XmlElement> ClientSession::TakeQueuedSubscription() {
   if (InboxEmpty()) return std::nullopt;
-  const uint32_t size = inbox_sizes_[inbox_head_];
-  absl::StatusOr<XmlElement> next =
-      ParseStanzaXml(absl::string_view(inbox_xml_).substr(inbox_offset_, size));
+  absl::StatusOr<XmlElement> next = ParseStanzaXml(InboxHead());
   // Only what HandlePresence would send to the roster as it is; anything else (an error to
   // answer, another kind of stanza) waits for its own turn.
   if (!next.ok() || KindOf(*next) != StanzaKind::kPresence) return std::nullopt;
@@ -1127,55 +1153,33 @@ std::optional<XmlElement> ClientSession::TakeQueuedSubscription() {
   if (to.empty()) return std::nullopt;
   absl::StatusOr<Jid> target = Jid::Parse(to);
   if (!target.ok() || !ctx_->ServesDomain(target->domain())) return std::nullopt;
-  ++inbox_head_;
-  inbox_offset_ += size;
-  if (InboxEmpty()) ClearInbox();
+  PopInbox();
   ctx_->metrics->stanzas_in.Count(StanzaKind::kPresence, next->Attribute("type"));
-  next->SetAttribute("from", user_.BareString());
-  next->SetAttribute("to", target->BareString());
+  AddressSubscription(&*next, *target);
   return *std::move(next);
 }
 
 void ClientSession::SendSubscriptions(std::vector<XmlElement> run) {
-  metrics::Histogram* seconds = ctx_->metrics->Backend("HandleSubscription");
-  const int64_t start = EventLoop::NowNanos();
   std::shared_ptr<ClientSession> self = shared_from_this();
   // While in flight the requests are kept as their XML (an error reply needs them, rarely): a
   // burst holds thousands of these runs at once.
   auto stanzas = std::make_shared<std::vector<std::string>>();
   stanzas->reserve(run.size());
-  GatewayContext* ctx = ctx_;
-  ctx_->roster->Add(
-      [&](xmpp::roster::v1::RosterBatchRequest* request) {
-        request->set_origin_gateway(ctx->config.id);
-        for (const XmlElement& presence : run) {
-          xmpp::roster::v1::SubscriptionRequest* r =
-              request->add_inputs()->mutable_subscription();
-          r->set_session_jid(full_jid_);
-          ToStanzaProto(presence, r->mutable_presence());
-          stanzas->push_back(r->presence().xml());
-        }
-        return static_cast<int>(run.size());
+  AskEach<xmpp::roster::v1::RosterResult>(
+      ctx_, ctx_->roster, "HandleSubscription", static_cast<int>(run.size()),
+      [&](int i, xmpp::roster::v1::RosterInput* in) {
+        xmpp::roster::v1::SubscriptionRequest* r = in->mutable_subscription();
+        r->set_session_jid(full_jid_);
+        ToStanzaProto(run[static_cast<size_t>(i)], r->mutable_presence());
+        stanzas->push_back(r->presence().xml());
       },
-      [self, ctx, seconds, start, stanzas](
-          const grpc::Status& status,
-          std::shared_ptr<const xmpp::roster::v1::RosterBatchResponse> response, auto slice) {
-        seconds->Observe(static_cast<double>(EventLoop::NowNanos() - start) * 1e-9);
-        for (size_t i = 0; i < stanzas->size(); ++i) {
-          const int index = slice.first + static_cast<int>(i);
-          if (!status.ok() || index >= response->results_size()) {
-            if (self->closed_) continue;
-            self->RunFailed((*stanzas)[i], status.ok() ? std::string("short batch answer")
-                                                       : status.error_message());
-            continue;
-          }
-          const xmpp::roster::v1::RosterResult& result = response->results(index);
-          DeliverLocally(ctx, result.deliveries());  // other sessions', even if this one closed
-          if (self->closed_) continue;
-          if (result.code() != 0) self->RunFailed((*stanzas)[i], result.message());
-          self->SendReplies(result.replies());
-        }
-        if (!self->closed_) self->Finish();
+      [self, stanzas](int i, const grpc::Status& status,
+                      const xmpp::roster::v1::RosterResult& result) {
+        if (self->closed_) return;
+        const std::string& xml = (*stanzas)[static_cast<size_t>(i)];
+        if (!status.ok()) self->RunFailed(xml, status.error_message());
+        self->SendReplies(result.replies());
+        if (static_cast<size_t>(i) + 1 == stanzas->size()) self->Finish();
       });
 }
 

@@ -71,6 +71,8 @@ class ClientSession final : public XmlStreamHandler,
   void ProcessQueue();
   void Process(XmlElement stanza);  // now, in order (the session is not busy)
   bool InboxEmpty() const { return inbox_head_ == inbox_sizes_.size(); }
+  absl::string_view InboxHead() const;  // the oldest queued stanza's XML (inbox not empty)
+  void PopInbox();
   void ClearInbox();
   void Finish();  // the current stanza is done: take the next one
   void HandleNegotiation(const XmlElement& element);
@@ -96,6 +98,7 @@ class ClientSession final : public XmlStreamHandler,
   // Subscription requests waiting in the queue right behind the current one (see the .cc).
   static constexpr size_t kMaxSubscriptionRun = 16;
   std::optional<XmlElement> TakeQueuedSubscription();
+  void AddressSubscription(XmlElement* presence, const Jid& target) const;
   void SendSubscriptions(std::vector<XmlElement> run);
   void RunFailed(const std::string& xml, const std::string& what);
   void RouteToRouter(XmlElement stanza);

@@ -167,43 +167,42 @@ Task<absl::Status> RosterGrpcService::Complete(absl::StatusOr<RosterOutput> outp
   co_return absl::OkStatus();
 }
 
+Task<absl::StatusOr<RosterOutput>> RosterGrpcService::ComputeIq(
+    const xmpp::roster::v1::RosterIqRequest& request) {
+  absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
+  absl::StatusOr<XmlElement> iq = FromStanzaProto(request.iq());
+  if (!session.ok() || !iq.ok()) co_return absl::InvalidArgumentError("bad session or stanza");
+  requests_->Add({{"type", "iq_" + iq->Attribute("type")}}).Increment();
+  co_return co_await Compute([&] { return processor_->HandleRosterIq(*session, *iq); });
+}
+
+Task<absl::StatusOr<RosterOutput>> RosterGrpcService::ComputeSubscription(
+    const xmpp::roster::v1::SubscriptionRequest& request) {
+  absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
+  absl::StatusOr<XmlElement> presence = FromStanzaProto(request.presence());
+  if (!session.ok() || !presence.ok()) {
+    co_return absl::InvalidArgumentError("bad session or stanza");
+  }
+  requests_->Add({{"type", request.presence().type()}}).Increment();
+  co_return co_await Compute([&] { return processor_->HandleSubscription(*session, *presence); });
+}
+
 Task<absl::StatusOr<RosterOutput>> RosterGrpcService::ComputeInput(
     const xmpp::roster::v1::RosterInput& input) {
-  if (input.has_roster_iq()) {
-    const xmpp::roster::v1::RosterIqRequest& request = input.roster_iq();
-    absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
-    absl::StatusOr<XmlElement> iq = FromStanzaProto(request.iq());
-    if (!session.ok() || !iq.ok()) co_return absl::InvalidArgumentError("bad session or stanza");
-    requests_->Add({{"type", "iq_" + iq->Attribute("type")}}).Increment();
-    co_return co_await Compute([&] { return processor_->HandleRosterIq(*session, *iq); });
-  }
-  if (input.has_subscription()) {
-    const xmpp::roster::v1::SubscriptionRequest& request = input.subscription();
-    absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
-    absl::StatusOr<XmlElement> presence = FromStanzaProto(request.presence());
-    if (!session.ok() || !presence.ok()) {
-      co_return absl::InvalidArgumentError("bad session or stanza");
-    }
-    requests_->Add({{"type", request.presence().type()}}).Increment();
-    co_return co_await Compute(
-        [&] { return processor_->HandleSubscription(*session, *presence); });
-  }
+  if (input.has_roster_iq()) co_return co_await ComputeIq(input.roster_iq());
+  if (input.has_subscription()) co_return co_await ComputeSubscription(input.subscription());
   co_return absl::InvalidArgumentError("empty roster input");
 }
 
 Task<absl::Status> RosterGrpcService::RosterIq(const xmpp::roster::v1::RosterIqRequest& request,
                                                Replies* replies, Origin origin) {
-  xmpp::roster::v1::RosterInput input;
-  *input.mutable_roster_iq() = request;
-  absl::StatusOr<RosterOutput> output = co_await ComputeInput(input);
+  absl::StatusOr<RosterOutput> output = co_await ComputeIq(request);
   co_return co_await Complete(std::move(output), replies, origin);
 }
 
 Task<absl::Status> RosterGrpcService::Subscription(
     const xmpp::roster::v1::SubscriptionRequest& request, Replies* replies, Origin origin) {
-  xmpp::roster::v1::RosterInput input;
-  *input.mutable_subscription() = request;
-  absl::StatusOr<RosterOutput> output = co_await ComputeInput(input);
+  absl::StatusOr<RosterOutput> output = co_await ComputeSubscription(request);
   co_return co_await Complete(std::move(output), replies, origin);
 }
 

@@ -62,6 +62,9 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Callback
                         std::vector<xmpp::roster::v1::RosterResult*>* results);
   // An input's state change (parsed, run again after transient failures within a bound)...
   Task<absl::StatusOr<RosterOutput>> ComputeInput(const xmpp::roster::v1::RosterInput& input);
+  Task<absl::StatusOr<RosterOutput>> ComputeIq(const xmpp::roster::v1::RosterIqRequest& request);
+  Task<absl::StatusOr<RosterOutput>> ComputeSubscription(
+      const xmpp::roster::v1::SubscriptionRequest& request);
   Task<absl::StatusOr<RosterOutput>> Compute(
       std::function<Task<absl::StatusOr<RosterOutput>>()> flow);
   // ...then its effects dispatched and its replies filled.
