@@ -19,7 +19,8 @@ def xc_cc_binary(name, srcs = [], deps = [], **kwargs):
     native.cc_binary(
         name = name,
         srcs = srcs,
-        deps = deps + allocator,
+        # Last: optimised binaries carry their C++ runtime too (//third_party:cxx_runtime).
+        deps = deps + allocator + ["//third_party:cxx_runtime"],
         copts = _COPTS + kwargs.pop("copts", []),
         visibility = kwargs.pop("visibility", ["//visibility:public"]),
         **kwargs
