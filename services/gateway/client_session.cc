@@ -136,12 +136,14 @@ void ClientSession::Start() {
 void ClientSession::OnEvents(uint32_t events) {
   if (closed_) return;
   if (events & EPOLLOUT) FlushWrites();
+  // While reading is paused only a hang-up or an error is reported: reading finds out which
+  // (and ends the session on a reset or at the end of the stream).
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ReadSome();
 }
 
 void ClientSession::ReadSome() {
   char buf[16384];
-  for (int round = 0; round < 8 && !closed_; ++round) {
+  for (int round = 0; round < 8 && !closed_ && (!read_paused_ || round == 0); ++round) {
     ssize_t n = recv(fd_, buf, sizeof(buf), 0);
     if (n > 0) {
       if (TlsActive()) {
@@ -315,10 +317,15 @@ void ClientSession::FlushWrites() {
   bool want = !out_.empty();
   if (want != want_write_) {
     want_write_ = want;
-    uint32_t events = EPOLLIN | EPOLLRDHUP;
-    if (want) events |= EPOLLOUT;
-    ctx_->loop->Modify(fd_, events);
+    UpdateInterest();
   }
+}
+
+void ClientSession::UpdateInterest() {
+  if (closed_) return;
+  uint32_t events = read_paused_ ? 0 : EPOLLIN | EPOLLRDHUP;
+  if (want_write_) events |= EPOLLOUT;
+  ctx_->loop->Modify(fd_, events);
 }
 
 void ClientSession::Close() {
@@ -457,15 +464,27 @@ void ClientSession::OnStreamStart(const XmlElement& root, absl::string_view pref
 void ClientSession::OnStanza(XmlElement stanza) {
   if (closed_) return;
   if (!busy_ && InboxEmpty()) return Process(std::move(stanza));
-  if (inbox_sizes_.size() - inbox_head_ >= ctx_->config.max_queued_stanzas) {
+  if (InboxCount() >= ctx_->config.max_queued_stanzas) {
     return CloseWithError(StreamErrorCondition::kPolicyViolation, "too many stanzas in flight");
   }
   // Waiting its turn behind a stanza in flight: kept as its XML, back to back with the others
   // (~60 bytes for a subscription, where the element tree is ten times that), and parsed again
   // when its turn comes. A client that sends ten subscriptions at once holds one short buffer.
+  if (inbox_head_ > 0 && inbox_offset_ * 2 >= inbox_xml_.size()) {
+    // Most of the buffer is taken already: drop that part rather than grow behind it (a session
+    // that never runs empty would otherwise keep every stanza it ever queued).
+    inbox_xml_.erase(0, inbox_offset_);
+    inbox_sizes_.erase(inbox_sizes_.begin(), inbox_sizes_.begin() + static_cast<long>(inbox_head_));
+    inbox_head_ = 0;
+    inbox_offset_ = 0;
+  }
   const size_t before = inbox_xml_.size();
   AppendXml(stanza, kNsClient, &inbox_xml_);
   inbox_sizes_.push_back(static_cast<uint32_t>(inbox_xml_.size() - before));
+  if (!read_paused_ && InboxCount() >= kPauseReadingAt) {
+    read_paused_ = true;
+    UpdateInterest();
+  }
 }
 
 void ClientSession::OnStreamEnd() {
@@ -480,6 +499,7 @@ void ClientSession::ClearInbox() {
   std::vector<uint32_t>().swap(inbox_sizes_);
   inbox_head_ = 0;
   inbox_offset_ = 0;
+  MaybeResumeReading();
 }
 
 absl::string_view ClientSession::InboxHead() const {
@@ -489,6 +509,14 @@ absl::string_view ClientSession::InboxHead() const {
 void ClientSession::PopInbox() {
   inbox_offset_ += inbox_sizes_[inbox_head_++];
   if (InboxEmpty()) ClearInbox();
+  MaybeResumeReading();
+}
+
+void ClientSession::MaybeResumeReading() {
+  if (read_paused_ && InboxCount() <= kResumeReadingAt) {
+    read_paused_ = false;  // the loop reports what is waiting in the socket on its next turn
+    UpdateInterest();
+  }
 }
 
 void ClientSession::ProcessQueue() {

@@ -63,6 +63,8 @@ class ClientSession final : public XmlStreamHandler,
   std::string ChannelBinding(bool exporter) const;
   bool SaslAllowed() const;
   void FlushWrites();
+  // The socket's epoll interest: readable unless reading is paused, writable while out_ waits.
+  void UpdateInterest();
   void Write(absl::string_view bytes);
   void Close();
   void SendHeader(const std::string& client_from);
@@ -71,9 +73,11 @@ class ClientSession final : public XmlStreamHandler,
   void ProcessQueue();
   void Process(XmlElement stanza);  // now, in order (the session is not busy)
   bool InboxEmpty() const { return inbox_head_ == inbox_sizes_.size(); }
+  size_t InboxCount() const { return inbox_sizes_.size() - inbox_head_; }
   absl::string_view InboxHead() const;  // the oldest queued stanza's XML (inbox not empty)
   void PopInbox();
   void ClearInbox();
+  void MaybeResumeReading();
   void Finish();  // the current stanza is done: take the next one
   void HandleNegotiation(const XmlElement& element);
   void HandleAuth(const XmlElement& auth);
@@ -154,6 +158,11 @@ class ClientSession final : public XmlStreamHandler,
   std::vector<uint32_t> inbox_sizes_;
   size_t inbox_head_ = 0;
   size_t inbox_offset_ = 0;
+  // Backpressure: with this many stanzas waiting, the socket is not read (TCP holds the rest,
+  // and the client's sends slow down) until the queue is down to kResumeReadingAt.
+  static constexpr size_t kPauseReadingAt = 8;
+  static constexpr size_t kResumeReadingAt = 2;
+  bool read_paused_ = false;
   bool busy_ = false;
 };
 

@@ -34,7 +34,10 @@ struct GatewayConfig {
   int max_auth_attempts = 3;
   int max_bind_attempts = 5;
   size_t max_write_buffer_bytes = 4 * 1024 * 1024;  // a slower reader is disconnected
-  size_t max_queued_stanzas = 256;                  // per session, waiting for their turn
+  // Per session, waiting for their turn. Reading stops while a session has a backlog
+  // (ClientSession::kPauseReadingAt), so only what one read of 16 KB holds can pile up on top:
+  // this is a guard against a broken invariant, far above it.
+  size_t max_queued_stanzas = 4096;
   absl::Duration backend_timeout = absl::Seconds(5);
   int max_connections_per_ip = 1000;
   absl::Duration pre_auth_timeout = absl::Seconds(30);  // until authenticated and bound

@@ -1,5 +1,6 @@
 """Gateway limits: connections per address, time to authenticate, slow readers."""
 import os
+import re
 import socket
 import time
 import unittest
@@ -49,6 +50,21 @@ class LimitsTest(ClusterTestCase):
         r.login("l1")
         r.send("<message to='l1@localhost'><body>" + "y" * 9000 + "</body></message>")
         r.read_until(stream_error("policy-violation"))
+
+    def test_a_burst_of_stanzas_is_read_as_it_is_processed(self):
+        # 400 roster gets in one write (~28 KB), more than a session may hold queued (256): the
+        # gateway stops reading while the session has a backlog, so TCP holds the rest, every
+        # request is answered in order and the stream stays up.
+        r = Raw(self.port(1))
+        self.addCleanup(r.close)
+        r.login("l1")
+        n = 400
+        r.send("".join(f"<iq type='get' id='g{i}'><query xmlns='jabber:iq:roster'/></iq>"
+                       for i in range(n)))
+        r.read_until(f"id=['\"]g{n - 1}['\"]", timeout=30)
+        answered = re.findall(r"<iq[^>]*\bid=['\"](g\d+)['\"]", r.buffer)
+        self.assertEqual(answered, [f"g{i}" for i in range(n)])
+        self.assertNotIn("policy-violation", r.buffer)
 
 
 if __name__ == "__main__":
