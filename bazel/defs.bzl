@@ -19,8 +19,7 @@ def xc_cc_binary(name, srcs = [], deps = [], **kwargs):
     native.cc_binary(
         name = name,
         srcs = srcs,
-        # Last: optimised binaries carry their C++ runtime too (//third_party:cxx_runtime).
-        deps = deps + allocator + ["//third_party:cxx_runtime"],
+        deps = deps + allocator,
         copts = _COPTS + kwargs.pop("copts", []),
         visibility = kwargs.pop("visibility", ["//visibility:public"]),
         **kwargs

@@ -508,7 +508,7 @@ absl::string_view ClientSession::InboxHead() const {
 
 void ClientSession::PopInbox() {
   inbox_offset_ += inbox_sizes_[inbox_head_++];
-  if (InboxEmpty()) ClearInbox();
+  if (InboxEmpty()) return ClearInbox();  // which resumes reading
   MaybeResumeReading();
 }
 

@@ -268,10 +268,11 @@ const std::string& SessionOf(const xmpp::roster::v1::RosterInput& input) {
 // dispatched (and answered) before the next one starts.
 Task<bool> RosterGrpcService::BatchChain(const xmpp::roster::v1::RosterBatchRequest& request,
                                          std::vector<int> chain,
-                                         std::vector<xmpp::roster::v1::RosterResult*>* results) {
+                                         xmpp::roster::v1::RosterBatchResponse* response) {
   for (int i : chain) {
     absl::StatusOr<RosterOutput> output = co_await ComputeInput(request.inputs(i));
-    co_await CompleteInput(std::move(output), request.origin_gateway(), (*results)[i]);
+    co_await CompleteInput(std::move(output), request.origin_gateway(),
+                           response->mutable_results(i));
   }
   co_return true;
 }
@@ -281,12 +282,12 @@ Task<bool> RosterGrpcService::BatchChain(const xmpp::roster::v1::RosterBatchRequ
 // effects dispatched before the next starts: the stream is processed in order (RFC 6120 §10.1).
 Task<grpc::Status> RosterGrpcService::Batch(const xmpp::roster::v1::RosterBatchRequest& request,
                                             xmpp::roster::v1::RosterBatchResponse* response) {
-  std::vector<xmpp::roster::v1::RosterResult*> results;
-  results.reserve(request.inputs_size());
+  // Every result exists before any chain runs: input i's is response->results(i).
+  response->mutable_results()->Reserve(request.inputs_size());
   std::vector<std::vector<int>> chains;
   absl::flat_hash_map<absl::string_view, size_t> chain_of;
   for (int i = 0; i < request.inputs_size(); ++i) {
-    results.push_back(response->add_results());
+    response->add_results();
     const std::string& session = SessionOf(request.inputs(i));
     if (session.empty()) {
       chains.emplace_back(1, i);
@@ -299,7 +300,7 @@ Task<grpc::Status> RosterGrpcService::Batch(const xmpp::roster::v1::RosterBatchR
   std::vector<Task<bool>> tasks;
   tasks.reserve(chains.size());
   for (std::vector<int>& chain : chains) {
-    tasks.push_back(BatchChain(request, std::move(chain), &results));
+    tasks.push_back(BatchChain(request, std::move(chain), response));
   }
   co_await WhenAll(std::move(tasks));
   co_return grpc::Status::OK;

@@ -59,7 +59,7 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Callback
                            xmpp::roster::v1::RosterBatchResponse* response);
   Task<bool> BatchChain(const xmpp::roster::v1::RosterBatchRequest& request,
                         std::vector<int> chain,
-                        std::vector<xmpp::roster::v1::RosterResult*>* results);
+                        xmpp::roster::v1::RosterBatchResponse* response);
   // An input's state change (parsed, run again after transient failures within a bound)...
   Task<absl::StatusOr<RosterOutput>> ComputeInput(const xmpp::roster::v1::RosterInput& input);
   Task<absl::StatusOr<RosterOutput>> ComputeIq(const xmpp::roster::v1::RosterIqRequest& request);
