@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "core/metrics/exposer.h"
@@ -59,27 +61,24 @@ TEST(MetricsTest, BoundaryValueFallsInItsBucket) {
   EXPECT_EQ(h.BucketCounts(), (std::vector<uint64_t>{1, 1, 0}));
 }
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-std::string Get(int port, const std::string& path) {
+int Connect(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a = {};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return "";
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  (void)!write(fd, req.data(), req.size());
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Sends `request` as is and reads the answer until the server closes.
+std::string Exchange(int port, const std::string& request) {
+  int fd = Connect(port);
+  if (fd < 0) return "";
+  (void)!write(fd, request.data(), request.size());
   std::string out;
   char buf[4096];
   ssize_t n;
@@ -88,22 +87,88 @@ std::string Get(int port, const std::string& path) {
   return out;
 }
 
+std::string Get(int port, const std::string& path) {
+  return Exchange(port, "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+}
+
+std::unique_ptr<Exposer> StartOnFreePort(const Registry* r, std::function<bool()> ready = {}) {
+  absl::StatusOr<std::unique_ptr<Exposer>> e = Exposer::Start("127.0.0.1:0", r, std::move(ready));
+  EXPECT_TRUE(e.ok()) << e.status();
+  return e.ok() ? *std::move(e) : nullptr;
+}
+
 TEST(ExposerTest, ServesMetricsLivenessAndReadiness) {
   Registry r;
   AddBuildInfo(&r, "xc_test");
   bool ready = false;
-  int port = FreePort();
-  absl::StatusOr<std::unique_ptr<Exposer>> e =
-      Exposer::Start("127.0.0.1:" + std::to_string(port), &r, [&] { return ready; });
-  ASSERT_TRUE(e.ok()) << e.status();
-  std::string metrics = Get(port, "/metrics");
-  EXPECT_NE(metrics.find("200 OK"), std::string::npos);
-  EXPECT_NE(metrics.find("text/plain; version=0.0.4"), std::string::npos);
+  std::unique_ptr<Exposer> e = StartOnFreePort(&r, [&] { return ready; });
+  ASSERT_NE(e, nullptr);
+  ASSERT_GT(e->port(), 0);
+  std::string metrics = Get(e->port(), "/metrics");
+  EXPECT_EQ(metrics.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << metrics;
+  EXPECT_NE(metrics.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
   EXPECT_NE(metrics.find("xc_test_build_info{version=\"0.1.0\"} 1"), std::string::npos);
-  EXPECT_NE(Get(port, "/livez").find("200 OK"), std::string::npos);
-  EXPECT_NE(Get(port, "/readyz").find("503"), std::string::npos);
+  EXPECT_NE(Get(e->port(), "/livez").find("200 OK"), std::string::npos);
+  EXPECT_NE(Get(e->port(), "/readyz").find("503 Service Unavailable"), std::string::npos);
   ready = true;
-  EXPECT_NE(Get(port, "/readyz").find("200 OK"), std::string::npos);
+  EXPECT_NE(Get(e->port(), "/readyz").find("200 OK"), std::string::npos);
+  // A query string does not change the path (Prometheus may add one).
+  EXPECT_NE(Get(e->port(), "/metrics?x=1").find("xc_test_build_info"), std::string::npos);
+}
+
+TEST(ExposerTest, ContentLengthMatchesTheBodyAndHeadSendsNoBody) {
+  Registry r;
+  AddBuildInfo(&r, "xc_test");
+  std::unique_ptr<Exposer> e = StartOnFreePort(&r);
+  ASSERT_NE(e, nullptr);
+  std::string get = Get(e->port(), "/metrics");
+  size_t end = get.find("\r\n\r\n");
+  ASSERT_NE(end, std::string::npos);
+  std::string body = get.substr(end + 4);
+  EXPECT_NE(get.find("Content-Length: " + std::to_string(body.size()) + "\r\n"),
+            std::string::npos);
+  std::string head = Exchange(e->port(), "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(head, get.substr(0, end + 4));
+}
+
+TEST(ExposerTest, AnswersBadRequestsWithTheirStatus) {
+  Registry r;
+  std::unique_ptr<Exposer> e = StartOnFreePort(&r);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(Get(e->port(), "/nope").rfind("HTTP/1.1 404 Not Found", 0), 0u);
+  std::string post = Exchange(e->port(), "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(post.rfind("HTTP/1.1 405 Method Not Allowed", 0), 0u);
+  EXPECT_NE(post.find("Allow: GET, HEAD\r\n"), std::string::npos);
+  EXPECT_EQ(Exchange(e->port(), "hello\r\n\r\n").rfind("HTTP/1.1 400 Bad Request", 0), 0u);
+  std::string huge = "GET /metrics HTTP/1.1\r\nX: " + std::string(20000, 'a');
+  EXPECT_EQ(Exchange(e->port(), huge).rfind("HTTP/1.1 431", 0), 0u);
+  // And still serves.
+  EXPECT_NE(Get(e->port(), "/livez").find("200 OK"), std::string::npos);
+}
+
+TEST(ExposerTest, AClientThatSendsNothingDoesNotHoldOthersUp) {
+  Registry r;
+  std::unique_ptr<Exposer> e = StartOnFreePort(&r);
+  ASSERT_NE(e, nullptr);
+  int idle = Connect(e->port());
+  ASSERT_GE(idle, 0);
+  (void)!write(idle, "GET /livez HT", 13);  // half a request line, then silence
+  EXPECT_NE(Get(e->port(), "/livez").find("200 OK"), std::string::npos);
+  close(idle);
+}
+
+TEST(ExposerTest, RejectsAnAddressItCannotParse) {
+  Registry r;
+  EXPECT_FALSE(Exposer::Start("localhost:x", &r, {}).ok());
+  EXPECT_FALSE(Exposer::Start("not-an-ip:9100", &r, {}).ok());
+  EXPECT_FALSE(Exposer::Start("127.0.0.1:70000", &r, {}).ok());
+}
+
+TEST(ExposerTest, ListensOnIpv6Loopback) {
+  Registry r;
+  absl::StatusOr<std::unique_ptr<Exposer>> e = Exposer::Start("[::1]:0", &r, {});
+  if (!e.ok()) GTEST_SKIP() << "no IPv6 loopback here: " << e.status();
+  EXPECT_GT((*e)->port(), 0);
 }
 
 }  // namespace
