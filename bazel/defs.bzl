@@ -14,12 +14,19 @@ def xc_cc_library(name, srcs = [], hdrs = [], deps = [], **kwargs):
     )
 
 def xc_cc_binary(name, srcs = [], deps = [], **kwargs):
-    """A binary; links jemalloc (//core/base:allocator_lib) unless allocator = "system"."""
+    """A binary; links jemalloc (//core/base:allocator_lib) unless allocator = "system".
+
+    Optimised builds are fully static, libc included (see third_party/BUILD.bazel).
+    """
     allocator = [] if kwargs.pop("allocator", "") == "system" else ["//core/base:allocator_lib"]
     native.cc_binary(
         name = name,
         srcs = srcs,
         deps = deps + allocator,
+        linkopts = select({
+            "//third_party:static_link": ["-static"],
+            "//conditions:default": [],
+        }) + kwargs.pop("linkopts", []),
         copts = _COPTS + kwargs.pop("copts", []),
         visibility = kwargs.pop("visibility", ["//visibility:public"]),
         **kwargs

@@ -97,6 +97,13 @@ def free_cluster_port():
     raise RuntimeError("no free port pair for a Redis Cluster node")
 
 
+# Redis's jemalloc gives freed pages back to the kernel at once instead of after its 10 s decay:
+# while rosters grow, ~10 MB of a K=5000 run's Redis RSS was freed-but-kept pages (allocator_rss
+# in INFO memory; docs/performance.md). Debian's redis-server uses the system jemalloc, which
+# reads MALLOC_CONF; a Redis built with its bundled jemalloc reads JE_MALLOC_CONF.
+REDIS_MALLOC_CONF = "dirty_decay_ms:0,muzzy_decay_ms:0"
+
+
 def find_redis_server():
     for path in ("/usr/bin/redis-server", shutil.which("redis-server") or ""):
         if path and os.path.exists(path):
@@ -198,9 +205,10 @@ class LocalCluster:
         return {**os.environ, "XC_REDIS_USER": user,
                 "XC_REDIS_PASSWORD": self.redis_passwords[user]}
 
-    def _spawn(self, name, argv, redis_user=None):
+    def _spawn(self, name, argv, redis_user=None, env=None):
         log = open(os.path.join(self.state_dir, f"{name}.log"), "ab")
-        env = self.redis_env(redis_user) if redis_user else None
+        if redis_user:
+            env = self.redis_env(redis_user)
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=self.detach)
         self.procs[name] = proc
@@ -215,13 +223,14 @@ class LocalCluster:
     def _start_redis(self):
         acl = os.path.join(self.state_dir, "redis", "users.acl")
         # hash-max-listpack-value: as deployed (deploy/redis/values.yaml), accounts as listpacks.
+        env = {**os.environ, "MALLOC_CONF": REDIS_MALLOC_CONF, "JE_MALLOC_CONF": REDIS_MALLOC_CONF}
         common = ["--bind", "127.0.0.1", "--appendonly", "yes", "--aclfile", acl, "--save", "",
                   "--hash-max-listpack-value", "128",
                   "--daemonize", "no", "--protected-mode", "yes", *self.redis_flags]
         if not self.redis_cluster:
             redis = self._spawn("redis", [
                 find_redis_server(), "--port", str(self.redis_port),
-                "--dir", os.path.join(self.state_dir, "redis"), *common])
+                "--dir", os.path.join(self.state_dir, "redis"), *common], env=env)
             wait_for_port(self.redis_port, redis, what="redis-server")
             return
         for i, port in enumerate(self.redis_ports):
@@ -229,7 +238,8 @@ class LocalCluster:
             os.makedirs(node_dir, exist_ok=True)
             node = self._spawn("redis" if i == 0 else f"redis{i + 1}", [
                 find_redis_server(), "--port", str(port), "--dir", node_dir,
-                "--cluster-enabled", "yes", "--cluster-node-timeout", "3000", *common])
+                "--cluster-enabled", "yes", "--cluster-node-timeout", "3000", *common],
+                env=env)
             wait_for_port(port, node, what=f"redis-server (cluster node {i + 1})")
         auth = ["--no-auth-warning", "--user", "admin", "--pass", self.redis_passwords["admin"]]
         marker = os.path.join(self.state_dir, "redis", "cluster-created")
