@@ -24,17 +24,6 @@ constexpr size_t kMaxRequestHead = 8192;
 constexpr auto kConnectionDeadline = std::chrono::seconds(10);
 constexpr auto kLingerDeadline = std::chrono::seconds(1);
 
-struct Connection {
-  int fd = -1;
-  std::string in;
-  std::string out;  // the answer, once the request head is complete
-  size_t written = 0;
-  // Answer sent and our side shut: what the client still sends is read and dropped until it
-  // closes, so that closing with unread bytes does not reset the answer away (lingering close).
-  bool draining = false;
-  std::chrono::steady_clock::time_point deadline;
-};
-
 std::string Answer(int status, std::string_view reason, std::string_view content_type,
                    std::string_view body, bool head_only, std::string_view extra_headers = {}) {
   std::string out = "HTTP/1.1 " + std::to_string(status) + " ";
@@ -83,6 +72,19 @@ absl::Status ParseAddress(const std::string& address, sockaddr_storage* addr, so
 }
 
 }  // namespace
+
+struct Exposer::Connection {
+  // kReading until the request head is complete, kWriting the answer, then kDraining: our side
+  // is shut and what the client still sends is read and dropped until it closes, so that closing
+  // with unread bytes does not reset the answer away (lingering close).
+  enum State { kReading, kWriting, kDraining };
+  int fd = -1;
+  State state = kReading;
+  std::string in;
+  std::string out;
+  size_t written = 0;
+  std::chrono::steady_clock::time_point deadline;
+};
 
 Exposer::~Exposer() {
   if (thread_.joinable()) {
@@ -150,6 +152,39 @@ std::string Exposer::Respond(std::string_view head) const {
   return Answer(404, "Not Found", "text/plain", "no such path\n", head_only);
 }
 
+bool Exposer::Step(Connection& c, short revents, std::chrono::steady_clock::time_point now) const {
+  if (now >= c.deadline || (revents & (POLLERR | POLLNVAL)) != 0) return false;
+  if (c.state != Connection::kWriting && (revents & (POLLIN | POLLHUP)) != 0) {
+    char buf[4096];
+    ssize_t n = recv(c.fd, buf, sizeof(buf), 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return false;
+    if (n < 0 || c.state == Connection::kDraining) return true;
+    c.in.append(buf, static_cast<size_t>(n));
+    if (size_t end = c.in.find("\r\n\r\n"); end != std::string::npos) {
+      c.out = Respond(std::string_view(c.in).substr(0, end));
+    } else if (c.in.size() > kMaxRequestHead) {
+      c.out = Answer(431, "Request Header Fields Too Large", "text/plain",
+                     "request head too large\n", false);
+    } else {
+      return true;
+    }
+    c.state = Connection::kWriting;  // and try the write at once
+  }
+  if (c.state == Connection::kWriting) {
+    ssize_t n = send(c.fd, c.out.data() + c.written, c.out.size() - c.written, MSG_NOSIGNAL);
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    c.written += static_cast<size_t>(n);
+    if (c.written == c.out.size()) {
+      shutdown(c.fd, SHUT_WR);
+      c.state = Connection::kDraining;
+      c.deadline = std::min(c.deadline, now + kLingerDeadline);
+      std::string().swap(c.in);
+      std::string().swap(c.out);
+    }
+  }
+  return true;
+}
+
 void Exposer::Run() {
   std::vector<Connection> conns;
   std::vector<pollfd> fds;
@@ -160,8 +195,8 @@ void Exposer::Run() {
     fds.push_back({listen_fd_, static_cast<short>(conns.size() < kMaxConnections ? POLLIN : 0), 0});
     int timeout_ms = -1;
     for (const Connection& c : conns) {
-      bool reading = c.out.empty() || c.draining;
-      fds.push_back({c.fd, static_cast<short>(reading ? POLLIN : POLLOUT), 0});
+      short events = c.state == Connection::kWriting ? POLLOUT : POLLIN;
+      fds.push_back({c.fd, events, 0});
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - now);
       int ms = static_cast<int>(std::max<int64_t>(left.count(), 0)) + 1;
       if (timeout_ms < 0 || ms < timeout_ms) timeout_ms = ms;
@@ -172,41 +207,7 @@ void Exposer::Run() {
     // Connections first (fds[i + 2] is conns[i]), then new ones, so indexes stay aligned.
     for (size_t i = 0; i < conns.size(); ++i) {
       Connection& c = conns[i];
-      short revents = fds[i + 2].revents;
-      bool done = now >= c.deadline || (revents & (POLLERR | POLLNVAL)) != 0;
-      if (!done && c.draining && (revents & (POLLIN | POLLHUP)) != 0) {
-        char buf[4096];
-        ssize_t n = recv(c.fd, buf, sizeof(buf), 0);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) done = true;
-      } else if (!done && !c.draining && c.out.empty() && (revents & (POLLIN | POLLHUP)) != 0) {
-        char buf[4096];
-        ssize_t n = recv(c.fd, buf, sizeof(buf), 0);
-        if (n > 0) {
-          c.in.append(buf, static_cast<size_t>(n));
-          if (size_t end = c.in.find("\r\n\r\n"); end != std::string::npos) {
-            c.out = Respond(std::string_view(c.in).substr(0, end));
-          } else if (c.in.size() > kMaxRequestHead) {
-            c.out = Answer(431, "Request Header Fields Too Large", "text/plain",
-                           "request head too large\n", false);
-          }
-        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-          done = true;
-        }
-      }
-      if (!done && !c.draining && !c.out.empty()) {
-        ssize_t n = send(c.fd, c.out.data() + c.written, c.out.size() - c.written, MSG_NOSIGNAL);
-        if (n > 0) c.written += static_cast<size_t>(n);
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-          done = true;
-        } else if (c.written == c.out.size()) {
-          shutdown(c.fd, SHUT_WR);
-          c.draining = true;
-          c.deadline = std::min(c.deadline, now + kLingerDeadline);
-          std::string().swap(c.in);
-          std::string().swap(c.out);
-        }
-      }
-      if (done) {
+      if (!Step(c, fds[i + 2].revents, now)) {
         close(c.fd);
         c.fd = -1;
       }

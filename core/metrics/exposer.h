@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -34,8 +35,12 @@ class Exposer {
   int port() const { return port_; }
 
  private:
+  struct Connection;
+
   Exposer() = default;
   void Run();
+  // Reads, answers or drains one connection as `revents` allow; false once it should close.
+  bool Step(Connection& c, short revents, std::chrono::steady_clock::time_point now) const;
   // The whole answer (status line, headers, body) to one request head.
   std::string Respond(std::string_view request_head) const;
 
