@@ -58,6 +58,9 @@ void ServiceRuntime::Configure(grpc::ServerBuilder* builder) {
   // finish) makes them discover pods added since, so new replicas take load.
   builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
   builder->AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  // gRPC binds with SO_REUSEPORT by default: a second process started on the same port would
+  // silently take half of the connections. Without it the second one fails to start, loudly.
+  builder->AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30 * 1000);
 }
 

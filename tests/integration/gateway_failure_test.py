@@ -1,11 +1,13 @@
 """A gateway killed with SIGKILL, or stopped with SIGTERM: contacts learn its users left."""
 import asyncio
 import signal
+import subprocess
 import time
 import unittest
 
 from raw_stream import Raw, stream_error
 from xmpp_harness import ClusterTestCase, TcpProxy, presence, roster_push
+from local_cluster import free_port  # noqa: E402 (path set by xmpp_harness)
 
 
 class GatewayFailureTest(ClusterTestCase):
@@ -40,6 +42,21 @@ class GatewayFailureTest(ClusterTestCase):
         await w.expect(presence("unavailable", frm="k4@localhost/v"), "unavailable after drain",
                        timeout=3.0)
         self.clients.remove(v)
+
+
+    async def test_a_second_service_on_a_taken_port_fails_to_start(self):
+        # gRPC's default SO_REUSEPORT would let it start and take half of the connections.
+        c = self.cluster
+        argv = [c._bin("roster_service"), f"--listen=127.0.0.1:{c.roster_ports[0]}",
+                f"--redis={c.redis_address}", f"--router={c.router_target}",
+                f"--admin_listen=127.0.0.1:{free_port()}"]
+        second = subprocess.run(argv, env=c.redis_env("roster"), capture_output=True, text=True,
+                                timeout=20)
+        self.assertNotEqual(second.returncode, 0)
+        self.assertIn(f"127.0.0.1:{c.roster_ports[0]}", second.stdout + second.stderr)
+        a = await self.login("k1@localhost/after", gateway=1)  # the first one still serves
+        a.send_raw("<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>")
+        await a.expect(lambda e: e.get("id") == "r2" and e.get("type") == "result", "roster")
 
 
 class UnreachableGatewayTest(ClusterTestCase):

@@ -7,8 +7,10 @@ Used by `./cluster up|down` and by the end-to-end tests, so both run the same pr
     local_cluster.py down --state-dir DIR
 """
 import argparse
+import fcntl
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -18,22 +20,112 @@ import sys
 import time
 
 
-def free_port():
+# Ports for local clusters come from below the kernel's ephemeral range, so that no outgoing
+# connection (of this cluster or of another test's) takes one between its choice and its bind, and
+# each chosen port is claimed with a lock file held for the life of this process, so that two test
+# processes starting clusters at the same time never pick the same port.
+_PORT_LOCK_DIR = os.path.join(os.environ.get("XC_TMP") or "/tmp", "xc-ports")
+_claimed_ports = {}  # port -> the open lock file descriptor (kept open: the claim)
+
+
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _port_pool(span=0):
+    """[lo, hi) of candidate ports p for which p and p + span are outside the ephemeral range."""
+    eph_lo, eph_hi = _ephemeral_range()
+    if eph_lo - span > 12000:
+        return 10000, eph_lo - span
+    return eph_hi + 1, 65536 - span  # an unusual kernel setting: above the range instead
+
+
+def _bind_free(port):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port(span=0):
+    """A loopback port that nothing is bound to and no other local cluster has claimed (with
+    `span`, port + span is free too: a Redis Cluster node's bus port)."""
+    os.makedirs(_PORT_LOCK_DIR, exist_ok=True)
+    lo, hi = _port_pool(span)
+    rng = random.SystemRandom()
+    for _ in range(2000):
+        port = rng.randrange(lo, hi)
+        if port in _claimed_ports:
+            continue
+        fd = os.open(os.path.join(_PORT_LOCK_DIR, f"{port}.lock"), os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        if _bind_free(port) and (span == 0 or _bind_free(port + span)):
+            _claimed_ports[port] = fd
+            return port
+        os.close(fd)  # closing releases the lock
+    raise RuntimeError(f"no free loopback port in [{lo}, {hi})")
+
+
+def _listening_inodes(port):
+    """Socket inodes of every TCP listener on `port` (any address), from /proc/net/tcp{,6}."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    local, state, inode = fields[1], fields[3], fields[9]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        inodes.add(inode)
+        except OSError:
+            continue
+    return inodes
+
+
+def _owns_socket(pid, inodes):
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return True
+    except OSError:
+        return False
+    return False
 
 
 def wait_for_port(port, proc, timeout=20.0, what="process"):
+    """Waits until `port` accepts connections; with `proc`, until it is `proc` that listens there
+    (a connection accepted by some other process is an error, not readiness)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{what} exited with {proc.returncode} before listening on {port}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+                pass
         except OSError:
             time.sleep(0.05)
+            continue
+        if proc is None or _owns_socket(proc.pid, _listening_inodes(port)):
+            return
+        time.sleep(0.05)  # someone else's listener: ours may still bind (reuseport) or exit
+    if proc is not None and _listening_inodes(port):
+        raise RuntimeError(f"port {port} is held by another process, not by {what}")
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout}s")
 
 
@@ -84,17 +176,7 @@ def replica_name(service, i):
 
 def free_cluster_port():
     """A free port whose Redis Cluster bus port (+10000) is free too."""
-    for _ in range(200):
-        port = free_port()
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair for a Redis Cluster node")
+    return free_port(span=10000)
 
 
 # Redis's jemalloc gives freed pages back to the kernel at once instead of after its 10 s decay:
