@@ -264,15 +264,26 @@ const std::string& SessionOf(const xmpp::roster::v1::RosterInput& input) {
 
 }  // namespace
 
-// One session's inputs, one after another: each one's state change stored and its effects
-// dispatched (and answered) before the next one starts.
+// One session's inputs, in order: each one's state change is stored, and its effects dispatched
+// (and answered), after the one before it. The two overlap: input k + 1's Redis steps run while
+// input k's effects are with the router, since they change only roster entries, which the
+// dispatch of input k does not read. Deliveries keep the stream's order: input k + 1's leave only
+// once input k's have been accepted.
 Task<bool> RosterGrpcService::BatchChain(const xmpp::roster::v1::RosterBatchRequest& request,
                                          std::vector<int> chain,
                                          xmpp::roster::v1::RosterBatchResponse* response) {
-  for (int i : chain) {
-    absl::StatusOr<RosterOutput> output = co_await ComputeInput(request.inputs(i));
-    co_await CompleteInput(std::move(output), request.origin_gateway(),
-                           response->mutable_results(i));
+  if (chain.empty()) co_return true;
+  absl::StatusOr<RosterOutput> output = co_await ComputeInput(request.inputs(chain[0]));
+  for (size_t k = 0; k < chain.size(); ++k) {
+    Task<bool> complete = CompleteInput(std::move(output), request.origin_gateway(),
+                                        response->mutable_results(chain[k]));
+    if (k + 1 == chain.size()) {
+      co_await std::move(complete);
+      break;
+    }
+    auto [completed, next] =
+        co_await WhenBoth(std::move(complete), ComputeInput(request.inputs(chain[k + 1])));
+    output = std::move(next);
   }
   co_return true;
 }
