@@ -1,8 +1,10 @@
 #include "tests/support/redis_server.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -10,7 +12,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -21,35 +25,60 @@
 namespace xc::testing {
 namespace {
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+// Ports come from below the kernel's ephemeral range (no outgoing connection takes one between
+// its choice and redis-server's bind), each claimed for the life of this process by a lock file
+// that the local clusters of the Python tests use too (tools/cluster/local_cluster.py), so that
+// two tests running at once never pick the same port.
+std::pair<int, int> PortPool(int span) {
+  int eph_lo = 32768, eph_hi = 60999;
+  if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (std::fscanf(f, "%d %d", &eph_lo, &eph_hi) != 2) eph_lo = 32768, eph_hi = 60999;
+    std::fclose(f);
+  }
+  if (eph_lo - span > 12000) return {10000, eph_lo - span};
+  return {eph_hi + 1, 65536 - span};
+}
+
+bool BindFree(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr = {};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   close(fd);
-  return ntohs(addr.sin_port);
+  return free;
 }
 
-// A port whose cluster bus port (+10000) is free too.
-int FreeClusterPort() {
-  for (int attempt = 0; attempt < 200; ++attempt) {
-    int port = FreePort();
-    if (port + 10000 > 65535) continue;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr = {};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(port + 10000));
-    bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+// A free port (with `span`, port + span free too: a cluster node's bus port).
+int ClaimPort(int span) {
+  const char* tmp = std::getenv("XC_TMP");
+  const std::string dir = std::string(tmp != nullptr && *tmp != 0 ? tmp : "/tmp") + "/xc-ports";
+  mkdir(dir.c_str(), 0777);
+  const auto [lo, hi] = PortPool(span);
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> pick(lo, hi - 1);
+  for (int attempt = 0; attempt < 2000; ++attempt) {
+    const int port = pick(rng);
+    const std::string lock = dir + "/" + std::to_string(port) + ".lock";
+    int fd = open(lock.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0666);
+    if (fd < 0) continue;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      close(fd);
+      continue;
+    }
+    if (BindFree(port) && (span == 0 || BindFree(port + span))) {
+      return port;  // fd stays open: the claim lasts as long as this process
+    }
     close(fd);
-    if (free) return port;
   }
-  XC_LOG(FATAL) << "no free port pair for a cluster node";
+  XC_LOG(FATAL) << "no free loopback port in [" << lo << ", " << hi << ")";
   return 0;
 }
+
+int FreePort() { return ClaimPort(0); }
+
+int FreeClusterPort() { return ClaimPort(10000); }
 
 int RunQuiet(const std::vector<std::string>& argv) {
   pid_t pid = fork();

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -156,6 +157,7 @@ def measure(system, pids_fn, add_users, port, args, loadgen):
 
 def bench_cluster(args):
     state = tempfile.mkdtemp(prefix="xc-bench-")
+    ok = False
     cluster = LocalCluster(args.bin_dir, state, ["localhost"], gateways=1, tls=args.tls,
                            census_interval="60s",
                            gateway_flags=["--max_connections_per_ip=100000",
@@ -168,9 +170,14 @@ def bench_cluster(args):
                                             PASSWORD),
             cluster.gateway_ports[0], args, os.path.join(args.bin_dir, "xc-loadgen"))
         result["hops"] = hop_profile(cluster, 2 * args.users * args.contacts)
+        ok = True
         return result
     finally:
         cluster.stop()
+        if ok and not args.keep_state:
+            shutil.rmtree(state, ignore_errors=True)  # ~20 MB of AOF and logs per run at K=5000
+        else:
+            print(f"cluster state and logs kept in {state}", file=sys.stderr)
 
 
 def bench_ejabberd(args):
@@ -198,6 +205,8 @@ def main():
     ap.add_argument("--sasl", default="PLAIN", help="PLAIN, SCRAM-SHA-1 or SCRAM-SHA-256")
     ap.add_argument("--timeout", type=int, default=300, help="seconds per phase at most")
     ap.add_argument("--vs", choices=["ejabberd"], help="run the same workload against it too")
+    ap.add_argument("--keep-state", action="store_true",
+                    help="keep the cluster's state directory and logs (kept anyway on failure)")
     args = ap.parse_args()
     if args.vs and args.tls:
         sys.exit("bench: --vs ejabberd runs without TLS (the reference figures do)")
