@@ -238,6 +238,14 @@ def roster_push(jid, **attrs):
     return match
 
 
+def print_cluster_logs(state_dir, tail=4000):
+    """The end of every process's log, for a test that failed."""
+    for name in sorted(os.listdir(state_dir)):
+        if name.endswith(".log"):
+            with open(os.path.join(state_dir, name), errors="replace") as f:
+                print(f"--- {name}\n" + f.read()[-tail:])
+
+
 class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
     """One fresh cluster (Redis + services + gateways) per test class."""
 
@@ -268,9 +276,7 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
                     cls.cluster.add_user(f"{user}@{domain}", PASSWORD)
         except Exception:
             cls.cluster.stop()
-            for name in os.listdir(state):
-                if name.endswith(".log"):
-                    print(f"--- {name}\n" + open(os.path.join(state, name)).read()[-4000:])
+            print_cluster_logs(state)
             raise
 
     @classmethod
@@ -280,6 +286,16 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
     @classmethod
     def tearDownClass(cls):
         cls.cluster.stop()
+        if getattr(cls, "_failed", False):
+            print_cluster_logs(cls.cluster.state_dir)
+
+    def run(self, result=None):
+        # A failed test leaves the cluster's logs in the test output (what CI shows).
+        before = len(result.failures) + len(result.errors) if result is not None else 0
+        result = super().run(result)
+        if result is not None and len(result.failures) + len(result.errors) > before:
+            type(self)._failed = True
+        return result
 
     async def asyncSetUp(self):
         self.clients = []
