@@ -43,14 +43,11 @@ class GatewayFailureTest(ClusterTestCase):
                        timeout=3.0)
         self.clients.remove(v)
 
-
     async def test_a_second_service_on_a_taken_port_fails_to_start(self):
         # gRPC's default SO_REUSEPORT would let it start and take half of the connections.
         c = self.cluster
-        argv = [c._bin("roster_service"), f"--listen=127.0.0.1:{c.roster_ports[0]}",
-                f"--redis={c.redis_address}", f"--router={c.router_target}",
-                f"--admin_listen=127.0.0.1:{free_port()}"]
-        second = subprocess.run(argv, env=c.redis_env("roster"), capture_output=True, text=True,
+        second = subprocess.run(c.roster_command(0, admin_port=free_port()),
+                                env=c.redis_env("roster"), capture_output=True, text=True,
                                 timeout=20)
         self.assertNotEqual(second.returncode, 0)
         self.assertIn(f"127.0.0.1:{c.roster_ports[0]}", second.stdout + second.stderr)

@@ -258,6 +258,7 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
     redis_flags = ()
     domains = ("localhost",)
     users = ("alice", "bob", "carol", "dave")
+    _failed = False  # a test of the class failed (set on the subclass by run())
 
     @classmethod
     def setUpClass(cls):
@@ -286,7 +287,7 @@ class ClusterTestCase(unittest.IsolatedAsyncioTestCase):
     @classmethod
     def tearDownClass(cls):
         cls.cluster.stop()
-        if getattr(cls, "_failed", False):
+        if cls._failed:
             print_cluster_logs(cls.cluster.state_dir)
 
     def run(self, result=None):

@@ -16,6 +16,8 @@ import tempfile
 import time
 import urllib.request
 
+from local_cluster import free_port  # the ports every local server takes (path set by bench.py)
+
 CONFIG = """\
 hosts:
   - {domain}
@@ -66,12 +68,6 @@ modules:
   mod_disco: {{}}
   mod_ping: {{}}
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def installed():

@@ -25,7 +25,7 @@ import time
 # each chosen port is claimed with a lock file held for the life of this process, so that two test
 # processes starting clusters at the same time never pick the same port.
 _PORT_LOCK_DIR = os.path.join(os.environ.get("XC_TMP") or "/tmp", "xc-ports")
-_claimed_ports = {}  # port -> the open lock file descriptor (kept open: the claim)
+_port_claims = []  # open lock file descriptors: each one is a claim while it is open
 
 
 def _ephemeral_range():
@@ -62,8 +62,7 @@ def free_port(span=0):
     rng = random.SystemRandom()
     for _ in range(2000):
         port = rng.randrange(lo, hi)
-        if port in _claimed_ports:
-            continue
+        # A port this process holds is refused too: its lock is on another open file.
         fd = os.open(os.path.join(_PORT_LOCK_DIR, f"{port}.lock"), os.O_CREAT | os.O_RDWR, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -71,7 +70,7 @@ def free_port(span=0):
             os.close(fd)
             continue
         if _bind_free(port) and (span == 0 or _bind_free(port + span)):
-            _claimed_ports[port] = fd
+            _port_claims.append(fd)
             return port
         os.close(fd)  # closing releases the lock
     raise RuntimeError(f"no free loopback port in [{lo}, {hi})")
@@ -374,14 +373,18 @@ class LocalCluster:
     def router_target(self):
         return self._target(self.router_ports)
 
-    def start_roster(self, i, wait=True):
-        name = replica_name("roster", i)
-        proc = self._spawn(name, [
+    def roster_command(self, i, admin_port=None):
+        """argv of roster replica i (`admin_port`: another admin port than its own)."""
+        admin = admin_port or self.admin_ports[replica_name("roster", i)]
+        return [
             self._bin("roster_service"), f"--listen=127.0.0.1:{self.roster_ports[i]}",
             f"--redis={self.redis_address}", f"--router={self.router_target}",
-            f"--admin_listen=127.0.0.1:{self.admin_ports[name]}",
-            f"--waiting_census_interval={self.census_interval}", *self.grpc_tls_flags],
-            redis_user="roster")
+            f"--admin_listen=127.0.0.1:{admin}",
+            f"--waiting_census_interval={self.census_interval}", *self.grpc_tls_flags]
+
+    def start_roster(self, i, wait=True):
+        name = replica_name("roster", i)
+        proc = self._spawn(name, self.roster_command(i), redis_user="roster")
         if wait:
             wait_for_port(self.roster_ports[i], proc, what="roster service")
         return proc

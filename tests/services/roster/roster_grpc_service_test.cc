@@ -10,9 +10,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "core/event/event_loop.h"
 #include "core/metrics/metrics.h"
-#include "core/redis/hiredis_client.h"
 #include "core/store/keys.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -21,9 +19,7 @@
 #include "proto/xmpp/store/v1/records.pb.h"
 #include "services/roster/roster_consistency.h"
 #include "services/roster/roster_grpc_service.h"
-#include "services/roster/roster_processor.h"
-#include "services/roster/roster_store_redis.h"
-#include "tests/support/redis_server.h"
+#include "tests/services/roster/roster_redis_fixture.h"
 
 namespace xc {
 namespace {
@@ -116,50 +112,52 @@ xmpp::roster::v1::RosterInput Subscribe(const std::string& session, const std::s
   return input;
 }
 
-class RosterGrpcServiceTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
-  static void TearDownTestSuite() { delete server_; }
+// Builds and starts a server for `service` on a free loopback port; returns the port (0 when
+// it could not listen).
+int ServeOnLoopback(grpc::Service* service, std::unique_ptr<grpc::Server>* server) {
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(service);
+  *server = builder.BuildAndStart();
+  return port;
+}
 
+std::shared_ptr<grpc::Channel> LoopbackChannel(int port) {
+  return grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                             grpc::InsecureChannelCredentials());
+}
+
+class RosterGrpcServiceTest : public RosterRedisFixture {
+ protected:
   void SetUp() override {
-    server_->FlushAll();
-    redis_ = server_->NewClient();
+    RosterRedisFixture::SetUp();
     router_redis_ = server_->NewClient();
-    for (const char* user : {"u@d", "c1@d", "c2@d"}) {
-      ASSERT_TRUE(redis_->Command({"HSET", keys::Account(user), "x", "1"}).ok());
-    }
+    AddAccounts({"u@d", "c1@d", "c2@d"});
   }
 
   // Starts the router stand-in and the roster service on loopback ports.
   void Start(std::chrono::milliseconds first_call_delay) {
     router_ = std::make_unique<RecordingRouter>(router_redis_.get(), "u@d", "c2@d",
                                                 first_call_delay);
-    int router_port = 0;
-    grpc::ServerBuilder rb;
-    rb.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &router_port);
-    rb.RegisterService(router_.get());
-    router_server_ = rb.BuildAndStart();
+    const int router_port = ServeOnLoopback(router_.get(), &router_server_);
     ASSERT_NE(router_port, 0);
-    router_stub_ = xmpp::presence::v1::PresenceRouter::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(router_port), grpc::InsecureChannelCredentials()));
-
-    RedisConnectionOptions options;
-    options.port = server_->port();
-    async_ = NewAsyncRedisClient(&loop_, options);
-    store_ = NewRedisRosterStore(async_.get());
-    processor_ = std::make_unique<RosterProcessor>(store_.get());
+    router_stub_ = xmpp::presence::v1::PresenceRouter::NewStub(LoopbackChannel(router_port));
     consistency_ = std::make_unique<RosterConsistency>(store_.get(), processor_.get());
     service_ = std::make_unique<RosterGrpcService>(&loop_, processor_.get(), consistency_.get(),
                                                    router_stub_.get(), &registry_);
     loop_thread_ = std::thread([this] { loop_.Run(); });
-    int roster_port = 0;
-    grpc::ServerBuilder sb;
-    sb.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &roster_port);
-    sb.RegisterService(service_.get());
-    roster_server_ = sb.BuildAndStart();
+    const int roster_port = ServeOnLoopback(service_.get(), &roster_server_);
     ASSERT_NE(roster_port, 0);
-    roster_stub_ = xmpp::roster::v1::RosterService::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(roster_port), grpc::InsecureChannelCredentials()));
+    roster_stub_ = xmpp::roster::v1::RosterService::NewStub(LoopbackChannel(roster_port));
+  }
+
+  // One HandleBatch call to the roster service, with a deadline.
+  grpc::Status Batch(const xmpp::roster::v1::RosterBatchRequest& request,
+                     xmpp::roster::v1::RosterBatchResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return roster_stub_->HandleBatch(&context, request, response);
   }
 
   void TearDown() override {
@@ -171,25 +169,17 @@ class RosterGrpcServiceTest : public ::testing::Test {
     if (router_server_) router_server_->Shutdown();
   }
 
-  static testing::RedisServer* server_;
-  std::unique_ptr<RedisClient> redis_;
   std::unique_ptr<RedisClient> router_redis_;
   std::unique_ptr<RecordingRouter> router_;
   std::unique_ptr<grpc::Server> router_server_;
   std::unique_ptr<xmpp::presence::v1::PresenceRouter::Stub> router_stub_;
-  EventLoop loop_;
   std::thread loop_thread_;
   metrics::Registry registry_;
-  std::unique_ptr<AsyncRedisClient> async_;
-  std::unique_ptr<RosterStore> store_;
-  std::unique_ptr<RosterProcessor> processor_;
   std::unique_ptr<RosterConsistency> consistency_;
   std::unique_ptr<RosterGrpcService> service_;
   std::unique_ptr<grpc::Server> roster_server_;
   std::unique_ptr<xmpp::roster::v1::RosterService::Stub> roster_stub_;
 };
-
-testing::RedisServer* RosterGrpcServiceTest::server_ = nullptr;
 
 TEST_F(RosterGrpcServiceTest, OneSessionsInputsDispatchInOrderWhileTheNextOneIsStored) {
   Start(std::chrono::milliseconds(300));
@@ -197,9 +187,7 @@ TEST_F(RosterGrpcServiceTest, OneSessionsInputsDispatchInOrderWhileTheNextOneIsS
   *request.add_inputs() = Subscribe("u@d/r", "c1@d");
   *request.add_inputs() = Subscribe("u@d/r", "c2@d");
   xmpp::roster::v1::RosterBatchResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  grpc::Status status = roster_stub_->HandleBatch(&context, request, &response);
+  grpc::Status status = Batch(request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(response.results_size(), 2);
   EXPECT_EQ(response.results(0).code(), 0) << response.results(0).message();
@@ -227,9 +215,7 @@ TEST_F(RosterGrpcServiceTest, InputsOfDifferentSessionsDoNotWaitForEachOther) {
   *request.add_inputs() = Subscribe("u@d/r", "c1@d");
   *request.add_inputs() = Subscribe("c1@d/r", "c2@d");
   xmpp::roster::v1::RosterBatchResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  ASSERT_TRUE(roster_stub_->HandleBatch(&context, request, &response).ok());
+  ASSERT_TRUE(Batch(request, &response).ok());
   ASSERT_EQ(response.results_size(), 2);
   // Neither waited for the other's dispatch: both reached the router before the first call
   // (held 300 ms) was answered, in one call or in two.

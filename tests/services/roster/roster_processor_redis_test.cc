@@ -16,6 +16,7 @@
 #include "services/roster/roster_processor.h"
 #include "services/roster/roster_store_redis.h"
 #include "services/roster/waiting_census.h"
+#include "tests/services/roster/roster_redis_fixture.h"
 #include "tests/support/redis_server.h"
 #include "core/redis/hiredis_client.h"
 
@@ -45,22 +46,11 @@ SubscriptionState Mirror(const SubscriptionState& s) {
   return m;
 }
 
-class RosterProcessorRedisTest : public ::testing::Test {
+class RosterProcessorRedisTest : public RosterRedisFixture {
  protected:
-  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
-  static void TearDownTestSuite() { delete server_; }
-
   void SetUp() override {
-    server_->FlushAll();
-    redis_ = server_->NewClient();
-    RedisConnectionOptions options;
-    options.port = server_->port();
-    async_ = NewAsyncRedisClient(&loop_, options);
-    store_ = NewRedisRosterStore(async_.get());
-    processor_ = std::make_unique<RosterProcessor>(store_.get());
-    for (const char* user : {"u@d", "c@d"}) {
-      ASSERT_TRUE(redis_->Command({"HSET", keys::Account(user), "x", "1"}).ok());
-    }
+    RosterRedisFixture::SetUp();
+    AddAccounts({"u@d", "c@d"});
   }
 
   void SetState(const std::string& user, const std::string& contact, const SubscriptionState& s,
@@ -144,16 +134,7 @@ class RosterProcessorRedisTest : public ::testing::Test {
   T Sync(Task<T> task) {
     return RunToCompletion(&loop_, std::move(task));
   }
-
-  static testing::RedisServer* server_;
-  EventLoop loop_;
-  std::unique_ptr<RedisClient> redis_;
-  std::unique_ptr<AsyncRedisClient> async_;
-  std::unique_ptr<RosterStore> store_;
-  std::unique_ptr<RosterProcessor> processor_;
 };
-
-testing::RedisServer* RosterProcessorRedisTest::server_ = nullptr;
 
 // Every state and stanza, outbound from u and inbound at c, with c holding the mirror state:
 // what is stored afterwards on both sides must be what Appendix A (the state machine, whose
