@@ -89,7 +89,7 @@ class MemorySampler:
         self._thread.join()
 
 
-def run_loadgen(loadgen, port, prefix, args, rate=0, hold=0.0):
+def run_loadgen(loadgen, port, prefix, args, rate=0, hold=0.0, latencies_out=None):
     cmd = [loadgen, f"--ports={port}", f"--users={args.users}", f"--contacts={args.contacts}",
            f"--prefix={prefix}", f"--password={PASSWORD}", f"--sasl={args.sasl}",
            f"--timeout_s={args.timeout}", f"--hold_s={hold}"]
@@ -97,6 +97,8 @@ def run_loadgen(loadgen, port, prefix, args, rate=0, hold=0.0):
         cmd.append(f"--rate={rate}")
     if args.tls:
         cmd.append("--tls")
+    if latencies_out:
+        cmd.append(f"--latencies_out={latencies_out}")
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout * 4 + 60)
     line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "{}"
     result = json.loads(line)
@@ -128,6 +130,13 @@ def hop_profile(cluster, handshakes):
 def measure(system, pids_fn, add_users, port, args, loadgen):
     """The workload against one running system; `pids_fn()` names its server processes."""
     result = {"system": system}
+
+    def latencies(mode):
+        if not args.latencies_dir:
+            return None
+        os.makedirs(args.latencies_dir, exist_ok=True)
+        return os.path.join(args.latencies_dir, f"{system}-{mode}.txt")
+
     t = time.time()
     add_users("u", args.users)
     result["user_creation_s"] = round(time.time() - t, 1)
@@ -137,7 +146,8 @@ def measure(system, pids_fn, add_users, port, args, loadgen):
     idle_rss = sum(memory_now(pid)[0] for pid in pids.values())
     with MemorySampler(pids) as mem:
         # Hold the K sessions a moment after the run so that the sample sees them settled.
-        result["burst"] = run_loadgen(loadgen, port, "u", args, hold=1.0)
+        result["burst"] = run_loadgen(loadgen, port, "u", args, hold=1.0,
+                                      latencies_out=latencies("burst"))
     k = args.users
     result["memory"] = {
         "peak_rss_kb_total": mem.peak_rss, "peak_rss_kb_per_user": round(mem.peak_rss / k, 1),
@@ -147,7 +157,8 @@ def measure(system, pids_fn, add_users, port, args, loadgen):
         "peak_rss_kb_per_user_above_idle": round((mem.peak_rss - idle_rss) / k, 1),
     }
     add_users("p", args.users)
-    result["paced"] = run_loadgen(loadgen, port, "p", args, rate=args.rate)
+    result["paced"] = run_loadgen(loadgen, port, "p", args, rate=args.rate,
+                                  latencies_out=latencies("paced"))
     procs = {name: proc_stats(pid) for name, pid in pids.items()}
     result["processes"] = procs
     result["cpu_s_total"] = round(sum(p["cpu_s"] for p in procs.values()), 2)
@@ -205,6 +216,9 @@ def main():
     ap.add_argument("--sasl", default="PLAIN", help="PLAIN, SCRAM-SHA-1 or SCRAM-SHA-256")
     ap.add_argument("--timeout", type=int, default=300, help="seconds per phase at most")
     ap.add_argument("--vs", choices=["ejabberd"], help="run the same workload against it too")
+    ap.add_argument("--latencies-dir",
+                    help="write every handshake's start and latency, per system and run, here "
+                         "(SYSTEM-burst.txt, SYSTEM-paced.txt: 'start_ms latency_ms' lines)")
     ap.add_argument("--keep-state", action="store_true",
                     help="keep the cluster's state directory and logs (kept anyway on failure)")
     args = ap.parse_args()

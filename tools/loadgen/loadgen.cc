@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -55,6 +56,9 @@ ABSL_FLAG(int, login_concurrency, 200, "logins negotiating at once");
 ABSL_FLAG(int, timeout_s, 120, "give up on a phase after this long");
 ABSL_FLAG(double, hold_s, 0, "keep every connection open this long after the run (memory)");
 ABSL_FLAG(int, print_missing, 20, "list at most this many missing stanzas on stderr");
+ABSL_FLAG(std::string, latencies_out, "",
+          "write every handshake as 'start_ms latency_ms' (start from the phase's start) to this "
+          "file, in completion order: where in a run the slow ones were");
 
 namespace {
 
@@ -216,6 +220,7 @@ class Loadgen {
   }
   void HandshakeDone(Clock::time_point sent) {
     latencies_ms_.push_back(Seconds(sent, Clock::now()) * 1000);
+    starts_ms_.push_back(Seconds(phase_start_, sent) * 1000);
     last_handshake_ = Clock::now();
   }
   void AwayReceived() {
@@ -246,6 +251,8 @@ class Loadgen {
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<Conn*> dirty_;
   std::vector<double> latencies_ms_;
+  std::vector<double> starts_ms_;  // each handshake's start, from phase_start_
+  Clock::time_point phase_start_;
   int away_total_ = 0;
   Clock::time_point last_login_, last_handshake_, last_away_;
   std::vector<int> ports_;
@@ -600,6 +607,7 @@ int Loadgen::Run() {
   const size_t expected = todo.size();
   const double rate = absl::GetFlag(FLAGS_rate);
   const auto t2 = Clock::now();
+  phase_start_ = t2;
   size_t sent = 0;
   while (latencies_ms_.size() < expected && Clock::now() < deadline(t2)) {
     size_t due = rate > 0 ? static_cast<size_t>(Seconds(t2, Clock::now()) * rate) + 1 : expected;
@@ -624,6 +632,16 @@ int Loadgen::Run() {
   }
   const double handshake_s = Seconds(t2, last_handshake_);
   const size_t handshakes = latencies_ms_.size();
+  if (const std::string out = absl::GetFlag(FLAGS_latencies_out); !out.empty()) {
+    if (FILE* f = std::fopen(out.c_str(), "w")) {
+      for (size_t n = 0; n < handshakes; ++n) {
+        std::fprintf(f, "%.3f %.3f\n", starts_ms_[n], latencies_ms_[n]);
+      }
+      std::fclose(f);
+    } else {
+      std::fprintf(stderr, "cannot write %s: %s\n", out.c_str(), std::strerror(errno));
+    }
+  }
 
   // Phase 3: everyone changes status once; each expects its C contacts' new presence.
   phase_ = 3;
