@@ -1,5 +1,7 @@
 #include "services/roster/roster_grpc_service.h"
 
+#include <algorithm>
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/clock.h"
 #include "core/base/log.h"
@@ -177,20 +179,27 @@ Task<absl::StatusOr<RosterOutput>> RosterGrpcService::ComputeIq(
 }
 
 Task<absl::StatusOr<RosterOutput>> RosterGrpcService::ComputeSubscription(
-    const xmpp::roster::v1::SubscriptionRequest& request) {
+    const xmpp::roster::v1::SubscriptionRequest& request, ReadAhead read_ahead) {
   absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
   absl::StatusOr<XmlElement> presence = FromStanzaProto(request.presence());
   if (!session.ok() || !presence.ok()) {
     co_return absl::InvalidArgumentError("bad session or stanza");
   }
   requests_->Add({{"type", request.presence().type()}}).Increment();
-  co_return co_await Compute([&] { return processor_->HandleSubscription(*session, *presence); });
+  // The reads done ahead serve the first attempt only: a run again after a failure reads anew.
+  co_return co_await Compute([&] {
+    ReadAhead first = std::move(read_ahead);
+    read_ahead.reset();
+    return processor_->HandleSubscription(*session, *presence, std::move(first));
+  });
 }
 
 Task<absl::StatusOr<RosterOutput>> RosterGrpcService::ComputeInput(
-    const xmpp::roster::v1::RosterInput& input) {
+    const xmpp::roster::v1::RosterInput& input, ReadAhead read_ahead) {
   if (input.has_roster_iq()) co_return co_await ComputeIq(input.roster_iq());
-  if (input.has_subscription()) co_return co_await ComputeSubscription(input.subscription());
+  if (input.has_subscription()) {
+    co_return co_await ComputeSubscription(input.subscription(), std::move(read_ahead));
+  }
   co_return absl::InvalidArgumentError("empty roster input");
 }
 
@@ -202,7 +211,7 @@ Task<absl::Status> RosterGrpcService::RosterIq(const xmpp::roster::v1::RosterIqR
 
 Task<absl::Status> RosterGrpcService::Subscription(
     const xmpp::roster::v1::SubscriptionRequest& request, Replies* replies, Origin origin) {
-  absl::StatusOr<RosterOutput> output = co_await ComputeSubscription(request);
+  absl::StatusOr<RosterOutput> output = co_await ComputeSubscription(request, std::nullopt);
   co_return co_await Complete(std::move(output), replies, origin);
 }
 
@@ -264,16 +273,65 @@ const std::string& SessionOf(const xmpp::roster::v1::RosterInput& input) {
 
 }  // namespace
 
+// The first reads of chain[1..]: each subscription input's two entries (the user's for the
+// contact and the contact's for the user), read together while chain[0] runs. A flow touches
+// only the entries of its own pair, so an input is read ahead only when no input before it in
+// the chain has the same contact (and none is a roster IQ, which may touch any entry); what
+// another session changes meanwhile makes a compare-and-swap fail, and that step reads again.
+Task<std::vector<RosterGrpcService::ReadAhead>> RosterGrpcService::ReadChainAhead(
+    const xmpp::roster::v1::RosterBatchRequest& request, const std::vector<int>& chain) {
+  std::vector<ReadAhead> ahead(chain.size());
+  struct Parsed {
+    size_t k;
+    Jid session;
+    XmlElement presence;
+  };
+  std::vector<Parsed> parsed;
+  std::vector<std::string> contacts;  // bare contacts of chain[0..k)
+  for (size_t k = 0; k < chain.size(); ++k) {
+    const xmpp::roster::v1::RosterInput& input = request.inputs(chain[k]);
+    if (!input.has_subscription()) break;
+    absl::StatusOr<Jid> session = Jid::Parse(input.subscription().session_jid());
+    absl::StatusOr<XmlElement> presence = FromStanzaProto(input.subscription().presence());
+    if (!session.ok() || !presence.ok()) break;
+    absl::StatusOr<Jid> to = Jid::Parse(presence->Attribute("to"));
+    if (!to.ok()) break;
+    std::string contact = to->Bare().BareString();
+    const bool seen = std::find(contacts.begin(), contacts.end(), contact) != contacts.end();
+    contacts.push_back(std::move(contact));
+    if (k == 0 || seen) continue;
+    parsed.push_back(Parsed{k, *std::move(session), *std::move(presence)});
+  }
+  if (parsed.empty()) co_return ahead;
+  std::vector<Task<std::optional<RosterProcessor::SubscriptionReads>>> reads;
+  reads.reserve(parsed.size());
+  for (const Parsed& p : parsed) reads.push_back(processor_->ReadAhead(p.session, p.presence));
+  std::vector<std::optional<RosterProcessor::SubscriptionReads>> done =
+      co_await WhenAll(std::move(reads));
+  for (size_t i = 0; i < parsed.size(); ++i) ahead[parsed[i].k] = std::move(done[i]);
+  co_return ahead;
+}
+
 // One session's inputs, in order: each one's state change is stored, and its effects dispatched
-// (and answered), after the one before it. The two overlap: input k + 1's Redis steps run while
-// input k's effects are with the router, since they change only roster entries, which the
-// dispatch of input k does not read. Deliveries keep the stream's order: input k + 1's leave only
-// once input k's have been accepted.
+// (and answered), after the one before it. They overlap where order allows: the later inputs'
+// first reads go out with the first input's (ReadChainAhead), and input k + 1's Redis steps run
+// while input k's effects are with the router, since they change only roster entries, which the
+// dispatch of input k does not read. Deliveries keep the stream's order: input k + 1's leave
+// only once input k's have been accepted.
 Task<bool> RosterGrpcService::BatchChain(const xmpp::roster::v1::RosterBatchRequest& request,
                                          std::vector<int> chain,
                                          xmpp::roster::v1::RosterBatchResponse* response) {
   if (chain.empty()) co_return true;
-  absl::StatusOr<RosterOutput> output = co_await ComputeInput(request.inputs(chain[0]));
+  std::vector<ReadAhead> ahead;
+  absl::StatusOr<RosterOutput> output;
+  if (chain.size() == 1) {
+    output = co_await ComputeInput(request.inputs(chain[0]), std::nullopt);
+  } else {
+    auto [first, reads] = co_await WhenBoth(ComputeInput(request.inputs(chain[0]), std::nullopt),
+                                            ReadChainAhead(request, chain));
+    output = std::move(first);
+    ahead = std::move(reads);
+  }
   for (size_t k = 0; k < chain.size(); ++k) {
     Task<bool> complete = CompleteInput(std::move(output), request.origin_gateway(),
                                         response->mutable_results(chain[k]));
@@ -281,8 +339,8 @@ Task<bool> RosterGrpcService::BatchChain(const xmpp::roster::v1::RosterBatchRequ
       co_await std::move(complete);
       break;
     }
-    auto [completed, next] =
-        co_await WhenBoth(std::move(complete), ComputeInput(request.inputs(chain[k + 1])));
+    auto [completed, next] = co_await WhenBoth(
+        std::move(complete), ComputeInput(request.inputs(chain[k + 1]), std::move(ahead[k + 1])));
     output = std::move(next);
   }
   co_return true;

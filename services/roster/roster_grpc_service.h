@@ -2,6 +2,8 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "core/async/task.h"
 #include "core/event/event_loop.h"
@@ -61,10 +63,15 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Callback
                         std::vector<int> chain,
                         xmpp::roster::v1::RosterBatchResponse* response);
   // An input's state change (parsed, run again after transient failures within a bound)...
-  Task<absl::StatusOr<RosterOutput>> ComputeInput(const xmpp::roster::v1::RosterInput& input);
+  using ReadAhead = std::optional<RosterProcessor::SubscriptionReads>;
+  Task<absl::StatusOr<RosterOutput>> ComputeInput(const xmpp::roster::v1::RosterInput& input,
+                                                  ReadAhead read_ahead);
+  // The first reads of a chain's later inputs, all at once (see BatchChain); [k] for chain[k].
+  Task<std::vector<ReadAhead>> ReadChainAhead(const xmpp::roster::v1::RosterBatchRequest& request,
+                                              const std::vector<int>& chain);
   Task<absl::StatusOr<RosterOutput>> ComputeIq(const xmpp::roster::v1::RosterIqRequest& request);
   Task<absl::StatusOr<RosterOutput>> ComputeSubscription(
-      const xmpp::roster::v1::SubscriptionRequest& request);
+      const xmpp::roster::v1::SubscriptionRequest& request, ReadAhead read_ahead);
   Task<absl::StatusOr<RosterOutput>> Compute(
       std::function<Task<absl::StatusOr<RosterOutput>>()> flow);
   // ...then its effects dispatched and its replies filled.

@@ -408,8 +408,22 @@ Task<absl::Status> RosterProcessor::HandleRemove(const Jid& session, const XmlEl
   co_return co_await DrainDeferred(&flow);
 }
 
-Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
+Task<std::optional<RosterProcessor::SubscriptionReads>> RosterProcessor::ReadAhead(
     const Jid& user_jid, const XmlElement& presence) {
+  absl::StatusOr<Jid> contact_jid = Jid::Parse(presence.Attribute("to"));
+  if (!VerbOf(presence.Attribute("type")) || !contact_jid.ok()) co_return std::nullopt;
+  const Jid user = user_jid.Bare();
+  const Jid contact = contact_jid->Bare();
+  if (contact == user || contact.local().empty()) co_return std::nullopt;
+  auto [mine, theirs] = co_await WhenBoth(store_->GetItem(user.BareString(), contact.BareString()),
+                                          store_->GetOwnedItem(contact.BareString(),
+                                                               user.BareString()));
+  co_return SubscriptionReads{std::move(mine), std::move(theirs)};
+}
+
+Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
+    const Jid& user_jid, const XmlElement& presence,
+    std::optional<SubscriptionReads> read_ahead) {
   RosterOutput out;
   std::optional<SubscriptionVerb> verb = VerbOf(presence.Attribute("type"));
   absl::StatusOr<Jid> contact_jid = Jid::Parse(presence.Attribute("to"));
@@ -426,11 +440,16 @@ Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
   stanza.SetAttribute("to", contact.BareString());
 
   // Both entries at once: the user's (for this outbound step) and the contact's (for the
-  // inbound step that usually follows). Each step still compares-and-swaps, so a read that is
-  // stale by then only costs a retry.
-  auto [mine, theirs] = co_await WhenBoth(store_->GetItem(user.BareString(), contact.BareString()),
-                                          store_->GetOwnedItem(contact.BareString(),
-                                                               user.BareString()));
+  // inbound step that usually follows), unless the caller read them ahead. Each step still
+  // compares-and-swaps, so a read that is stale by then only costs a retry.
+  if (!read_ahead.has_value()) {
+    auto [mine, theirs] = co_await WhenBoth(
+        store_->GetItem(user.BareString(), contact.BareString()),
+        store_->GetOwnedItem(contact.BareString(), user.BareString()));
+    read_ahead = SubscriptionReads{std::move(mine), std::move(theirs)};
+  }
+  absl::StatusOr<std::optional<std::string>>& mine = read_ahead->mine;
+  absl::StatusOr<OwnedItem>& theirs = read_ahead->theirs;
   if (!mine.ok()) co_return mine.status();
   OutboundOutcome outcome;
   absl::StatusOr<Applied> applied = co_await Mutate(

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -44,9 +46,25 @@ class RosterProcessor {
 
   // `iq` is a jabber:iq:roster get or set with `from` already stamped as `session`.
   Task<absl::StatusOr<RosterOutput>> HandleRosterIq(const Jid& session, const XmlElement& iq);
+  // The two entries a subscription stanza's flow starts from: the user's for the contact, and
+  // the contact's for the user (with whether the contact has an account).
+  struct SubscriptionReads {
+    absl::StatusOr<std::optional<std::string>> mine;
+    absl::StatusOr<OwnedItem> theirs;
+  };
   // `presence` is subscribe/subscribed/unsubscribe/unsubscribed with bare `from` and `to`.
+  // `read_ahead`, from ReadAhead() for the same stanza, saves the first round trip: the entries
+  // only seed the flow's compare-and-swaps, so when they changed since, the steps read again.
+  Task<absl::StatusOr<RosterOutput>> HandleSubscription(
+      const Jid& user, const XmlElement& presence,
+      std::optional<SubscriptionReads> read_ahead);
   Task<absl::StatusOr<RosterOutput>> HandleSubscription(const Jid& user,
-                                                        const XmlElement& presence);
+                                                        const XmlElement& presence) {
+    return HandleSubscription(user, presence, std::nullopt);
+  }
+  // What HandleSubscription(user, presence) reads first, read now (nullopt when it would read
+  // nothing: not a subscription verb, a malformed or own JID).
+  Task<std::optional<SubscriptionReads>> ReadAhead(const Jid& user, const XmlElement& presence);
   // A subscription stanza from `sender` arriving for local user `receiver` (inbound processing
   // only: what a contact's server would hand us).
   Task<absl::StatusOr<RosterOutput>> HandleInbound(const Jid& receiver, const Jid& sender,

@@ -2,8 +2,17 @@
 // stand-in (a gRPC server in this process that records every DispatchBatch) on loopback, the
 // store on a real redis-server. What is checked here is the order of one session's inputs in a
 // batch: each input's effects reach the router only after the previous input's were accepted,
-// while the next input's state change does not wait for that.
+// while the next input's state change does not wait for that, and the later inputs' first reads
+// go out with the first input's (and are only a seed: a change made meanwhile is seen).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -69,6 +78,7 @@ class RecordingRouter final : public xmpp::presence::v1::PresenceRouter::Service
       calls_.push_back(call);  // `answered` is set below
     }
     if (index == 0) {
+      if (on_first_call) on_first_call();
       std::this_thread::sleep_for(delay_);
       absl::StatusOr<RedisReply> entry =
           redis_->Command({"HGET", keys::Roster(user_), watched_});
@@ -85,6 +95,8 @@ class RecordingRouter final : public xmpp::presence::v1::PresenceRouter::Service
     absl::MutexLock lock(&mu_);
     return calls_;
   }
+  // Runs when the first call arrives, before it is held (set before the first call).
+  std::function<void()> on_first_call;
   std::optional<std::string> watched_entry_at_first_answer() {
     absl::MutexLock lock(&mu_);
     return watched_entry_at_first_answer_;
@@ -100,16 +112,83 @@ class RecordingRouter final : public xmpp::presence::v1::PresenceRouter::Service
   std::optional<std::string> watched_entry_at_first_answer_ ABSL_GUARDED_BY(mu_);
 };
 
-xmpp::roster::v1::RosterInput Subscribe(const std::string& session, const std::string& to) {
+xmpp::roster::v1::RosterInput Subscription(const std::string& session, const std::string& type,
+                                           const std::string& to) {
   xmpp::roster::v1::RosterInput input;
   xmpp::roster::v1::SubscriptionRequest* s = input.mutable_subscription();
   s->set_session_jid(session);
   xmpp::stanza::v1::Stanza* p = s->mutable_presence();
   p->set_kind(xmpp::stanza::v1::KIND_PRESENCE);
-  p->set_type("subscribe");
+  p->set_type(type);
   p->set_to(to);
-  p->set_xml("<presence xmlns='jabber:client' type='subscribe' to='" + to + "'/>");
+  p->set_xml("<presence xmlns='jabber:client' type='" + type + "' to='" + to + "'/>");
   return input;
+}
+
+xmpp::roster::v1::RosterInput Subscribe(const std::string& session, const std::string& to) {
+  return Subscription(session, "subscribe", to);
+}
+
+// Every command the Redis server runs, in order, from a MONITOR connection (one line each, as
+// Redis prints them: `<time> [<db> <client>] "CMD" "arg" ...`).
+class RedisMonitor {
+ public:
+  explicit RedisMonitor(int port) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return;
+    const char kMonitor[] = "MONITOR\r\n";
+    if (write(fd_, kMonitor, sizeof(kMonitor) - 1) != sizeof(kMonitor) - 1) return;
+    std::string ok;
+    while (ok.find("\r\n") == std::string::npos && ReadSome(&ok, 5000)) {
+    }
+    started_ = ok.rfind("+OK", 0) == 0;
+    buffer_ = ok.substr(ok.find("\r\n") + 2);
+  }
+  ~RedisMonitor() {
+    if (fd_ >= 0) close(fd_);
+  }
+  bool started() const { return started_; }
+  // The commands seen until `quiet_ms` pass without one.
+  std::vector<std::string> Drain(int quiet_ms) {
+    while (ReadSome(&buffer_, quiet_ms)) {
+    }
+    std::vector<std::string> lines;
+    size_t start = 0;
+    for (size_t end; (end = buffer_.find("\r\n", start)) != std::string::npos; start = end + 2) {
+      lines.push_back(buffer_.substr(start, end - start));
+    }
+    buffer_.erase(0, start);
+    return lines;
+  }
+
+ private:
+  bool ReadSome(std::string* into, int timeout_ms) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) != 1) return false;
+    char buf[4096];
+    ssize_t n = read(fd_, buf, sizeof(buf));
+    if (n <= 0) return false;
+    into->append(buf, static_cast<size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  bool started_ = false;
+  std::string buffer_;
+};
+
+// The index of the first line holding every one of `parts`, or -1.
+int FirstWith(const std::vector<std::string>& lines, std::vector<std::string> parts) {
+  for (size_t i = 0; i < lines.size(); ++i) {
+    bool all = true;
+    for (const std::string& p : parts) all = all && lines[i].find(p) != std::string::npos;
+    if (all) return static_cast<int>(i);
+  }
+  return -1;
 }
 
 // Builds and starts a server for `service` on a free loopback port; returns the port (0 when
@@ -133,7 +212,7 @@ class RosterGrpcServiceTest : public RosterRedisFixture {
   void SetUp() override {
     RosterRedisFixture::SetUp();
     router_redis_ = server_->NewClient();
-    AddAccounts({"u@d", "c1@d", "c2@d"});
+    AddAccounts({"u@d", "c1@d", "c2@d", "c3@d"});
   }
 
   // Starts the router stand-in and the roster service on loopback ports.
@@ -226,6 +305,99 @@ TEST_F(RosterGrpcServiceTest, InputsOfDifferentSessionsDoNotWaitForEachOther) {
     EXPECT_LT(c.arrived, calls[0].answered);
   }
   EXPECT_EQ(flows, 2u);
+}
+
+TEST_F(RosterGrpcServiceTest, LaterInputsOfASessionAreReadWithTheFirst) {
+  Start(std::chrono::milliseconds(0));
+  RedisMonitor monitor(server_->port());
+  ASSERT_TRUE(monitor.started());
+  xmpp::roster::v1::RosterBatchRequest request;
+  *request.add_inputs() = Subscribe("u@d/r", "c1@d");
+  *request.add_inputs() = Subscribe("u@d/r", "c2@d");
+  *request.add_inputs() = Subscribe("u@d/r", "c3@d");
+  xmpp::roster::v1::RosterBatchResponse response;
+  ASSERT_TRUE(Batch(request, &response).ok());
+  ASSERT_EQ(response.results_size(), 3);
+  for (const auto& r : response.results()) EXPECT_EQ(r.code(), 0) << r.message();
+
+  const std::vector<std::string> lines = monitor.Drain(300);
+  const std::string roster = "\"" + keys::Roster("u@d") + "\"";
+  const int first_write = FirstWith(lines, {"\"EVALSHA\"", roster, "\"c1@d\""});
+  const int read_c2 = FirstWith(lines, {"\"HGET\"", roster, "\"c2@d\""});
+  const int read_c3 = FirstWith(lines, {"\"HGET\"", roster, "\"c3@d\""});
+  ASSERT_GE(first_write, 0) << "no write of u's entry for c1 seen";
+  ASSERT_GE(read_c2, 0);
+  ASSERT_GE(read_c3, 0);
+  // Read before the first input's first write, not each after the input before it.
+  EXPECT_LT(read_c2, first_write);
+  EXPECT_LT(read_c3, first_write);
+  // And still stored in order, each as a subscribe leaves it.
+  for (const char* contact : {"c1@d", "c2@d", "c3@d"}) {
+    absl::StatusOr<RedisReply> entry = redis_->Command({"HGET", keys::Roster("u@d"), contact});
+    ASSERT_TRUE(entry.ok() && !entry->is_nil()) << contact;
+    RosterItemRecord record;
+    ASSERT_TRUE(record.ParseFromString(entry->str));
+    EXPECT_TRUE(record.pending_out()) << contact;
+  }
+}
+
+TEST_F(RosterGrpcServiceTest, AnEntryChangedAfterItWasReadAheadIsReadAgain) {
+  // While the first input's effects are held at the router, c2 becomes a contact u is already
+  // subscribed to (as another session's flow could make it): the third input, read ahead
+  // before that, must decide from the new entry (a subscribe to a contact in state To changes
+  // nothing), not from what it read first.
+  RosterItemRecord subscribed;
+  subscribed.set_to(true);
+  subscribed.set_in_roster(true);
+  std::unique_ptr<RedisClient> writer = server_->NewClient();
+  std::atomic<bool> written{false};
+  Start(std::chrono::milliseconds(200));
+  router_->on_first_call = [&] {
+    written = writer->Command({"HSET", keys::Roster("u@d"), "c2@d",
+                               subscribed.SerializeAsString()})
+                  .ok();
+  };
+  xmpp::roster::v1::RosterBatchRequest request;
+  *request.add_inputs() = Subscribe("u@d/r", "c1@d");
+  *request.add_inputs() = Subscribe("u@d/r", "c3@d");
+  *request.add_inputs() = Subscribe("u@d/r", "c2@d");
+  xmpp::roster::v1::RosterBatchResponse response;
+  ASSERT_TRUE(Batch(request, &response).ok());
+  ASSERT_EQ(response.results_size(), 3);
+  for (const auto& r : response.results()) EXPECT_EQ(r.code(), 0) << r.message();
+  ASSERT_TRUE(written.load());
+  absl::StatusOr<RedisReply> entry = redis_->Command({"HGET", keys::Roster("u@d"), "c2@d"});
+  ASSERT_TRUE(entry.ok() && !entry->is_nil());
+  RosterItemRecord record;
+  ASSERT_TRUE(record.ParseFromString(entry->str));
+  EXPECT_TRUE(record.to());
+  EXPECT_FALSE(record.pending_out()) << "decided from the entry read ahead, not the current one";
+}
+
+TEST_F(RosterGrpcServiceTest, TwoInputsForOneContactInAChainEndInTheSecondOnesState) {
+  Start(std::chrono::milliseconds(0));
+  xmpp::roster::v1::RosterBatchRequest request;
+  *request.add_inputs() = Subscribe("u@d/r", "c1@d");
+  *request.add_inputs() = Subscription("u@d/r", "unsubscribe", "c1@d");
+  *request.add_inputs() = Subscribe("u@d/r", "c2@d");
+  xmpp::roster::v1::RosterBatchResponse response;
+  ASSERT_TRUE(Batch(request, &response).ok());
+  ASSERT_EQ(response.results_size(), 3);
+  for (const auto& r : response.results()) EXPECT_EQ(r.code(), 0) << r.message();
+  // u's request to c1 was made and cancelled, in that order; c1 holds no waiting request.
+  absl::StatusOr<RedisReply> mine = redis_->Command({"HGET", keys::Roster("u@d"), "c1@d"});
+  ASSERT_TRUE(mine.ok() && !mine->is_nil());
+  RosterItemRecord record;
+  ASSERT_TRUE(record.ParseFromString(mine->str));
+  EXPECT_FALSE(record.pending_out());
+  EXPECT_TRUE(record.in_roster());
+  absl::StatusOr<RedisReply> theirs = redis_->Command({"HGET", keys::Roster("c1@d"), "u@d"});
+  ASSERT_TRUE(theirs.ok());
+  if (!theirs->is_nil()) {
+    RosterItemRecord their;
+    ASSERT_TRUE(their.ParseFromString(theirs->str));
+    EXPECT_FALSE(their.pending_in());
+  }
 }
 
 }  // namespace
