@@ -1,6 +1,7 @@
 #include "services/roster/roster_grpc_service.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/clock.h"
@@ -188,9 +189,8 @@ Task<absl::StatusOr<RosterOutput>> RosterGrpcService::ComputeSubscription(
   requests_->Add({{"type", request.presence().type()}}).Increment();
   // The reads done ahead serve the first attempt only: a run again after a failure reads anew.
   co_return co_await Compute([&] {
-    ReadAhead first = std::move(read_ahead);
-    read_ahead.reset();
-    return processor_->HandleSubscription(*session, *presence, std::move(first));
+    return processor_->HandleSubscription(*session, *presence,
+                                          std::exchange(read_ahead, std::nullopt));
   });
 }
 
@@ -278,37 +278,30 @@ const std::string& SessionOf(const xmpp::roster::v1::RosterInput& input) {
 // only the entries of its own pair, so an input is read ahead only when no input before it in
 // the chain has the same contact (and none is a roster IQ, which may touch any entry); what
 // another session changes meanwhile makes a compare-and-swap fail, and that step reads again.
+// The pair comes from the request's fields (the stanza's XML is parsed once, by the input's
+// own step).
 Task<std::vector<RosterGrpcService::ReadAhead>> RosterGrpcService::ReadChainAhead(
     const xmpp::roster::v1::RosterBatchRequest& request, const std::vector<int>& chain) {
   std::vector<ReadAhead> ahead(chain.size());
-  struct Parsed {
-    size_t k;
-    Jid session;
-    XmlElement presence;
-  };
-  std::vector<Parsed> parsed;
+  std::vector<size_t> read_for;  // chain positions, in the order of `reads`
+  std::vector<Task<RosterProcessor::SubscriptionReads>> reads;
   std::vector<std::string> contacts;  // bare contacts of chain[0..k)
   for (size_t k = 0; k < chain.size(); ++k) {
     const xmpp::roster::v1::RosterInput& input = request.inputs(chain[k]);
     if (!input.has_subscription()) break;
-    absl::StatusOr<Jid> session = Jid::Parse(input.subscription().session_jid());
-    absl::StatusOr<XmlElement> presence = FromStanzaProto(input.subscription().presence());
-    if (!session.ok() || !presence.ok()) break;
-    absl::StatusOr<Jid> to = Jid::Parse(presence->Attribute("to"));
-    if (!to.ok()) break;
-    std::string contact = to->Bare().BareString();
-    const bool seen = std::find(contacts.begin(), contacts.end(), contact) != contacts.end();
-    contacts.push_back(std::move(contact));
-    if (k == 0 || seen) continue;
-    parsed.push_back(Parsed{k, *std::move(session), *std::move(presence)});
+    absl::StatusOr<Jid> user = Jid::Parse(input.subscription().session_jid());
+    absl::StatusOr<Jid> contact = Jid::Parse(input.subscription().presence().to());
+    if (!user.ok() || !contact.ok()) break;
+    std::string bare = contact->Bare().BareString();
+    const bool seen = std::find(contacts.begin(), contacts.end(), bare) != contacts.end();
+    contacts.push_back(std::move(bare));
+    if (k == 0 || seen || contact->local().empty() || contact->Bare() == user->Bare()) continue;
+    read_for.push_back(k);
+    reads.push_back(processor_->ReadPair(user->Bare(), contact->Bare()));
   }
-  if (parsed.empty()) co_return ahead;
-  std::vector<Task<std::optional<RosterProcessor::SubscriptionReads>>> reads;
-  reads.reserve(parsed.size());
-  for (const Parsed& p : parsed) reads.push_back(processor_->ReadAhead(p.session, p.presence));
-  std::vector<std::optional<RosterProcessor::SubscriptionReads>> done =
-      co_await WhenAll(std::move(reads));
-  for (size_t i = 0; i < parsed.size(); ++i) ahead[parsed[i].k] = std::move(done[i]);
+  if (reads.empty()) co_return ahead;
+  std::vector<RosterProcessor::SubscriptionReads> done = co_await WhenAll(std::move(reads));
+  for (size_t i = 0; i < read_for.size(); ++i) ahead[read_for[i]] = std::move(done[i]);
   co_return ahead;
 }
 

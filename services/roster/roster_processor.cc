@@ -408,13 +408,7 @@ Task<absl::Status> RosterProcessor::HandleRemove(const Jid& session, const XmlEl
   co_return co_await DrainDeferred(&flow);
 }
 
-Task<std::optional<RosterProcessor::SubscriptionReads>> RosterProcessor::ReadAhead(
-    const Jid& user_jid, const XmlElement& presence) {
-  absl::StatusOr<Jid> contact_jid = Jid::Parse(presence.Attribute("to"));
-  if (!VerbOf(presence.Attribute("type")) || !contact_jid.ok()) co_return std::nullopt;
-  const Jid user = user_jid.Bare();
-  const Jid contact = contact_jid->Bare();
-  if (contact == user || contact.local().empty()) co_return std::nullopt;
+Task<RosterProcessor::SubscriptionReads> RosterProcessor::ReadPair(Jid user, Jid contact) {
   auto [mine, theirs] = co_await WhenBoth(store_->GetItem(user.BareString(), contact.BareString()),
                                           store_->GetOwnedItem(contact.BareString(),
                                                                user.BareString()));
@@ -442,12 +436,7 @@ Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
   // Both entries at once: the user's (for this outbound step) and the contact's (for the
   // inbound step that usually follows), unless the caller read them ahead. Each step still
   // compares-and-swaps, so a read that is stale by then only costs a retry.
-  if (!read_ahead.has_value()) {
-    auto [mine, theirs] = co_await WhenBoth(
-        store_->GetItem(user.BareString(), contact.BareString()),
-        store_->GetOwnedItem(contact.BareString(), user.BareString()));
-    read_ahead = SubscriptionReads{std::move(mine), std::move(theirs)};
-  }
+  if (!read_ahead.has_value()) read_ahead = co_await ReadPair(user, contact);
   absl::StatusOr<std::optional<std::string>>& mine = read_ahead->mine;
   absl::StatusOr<OwnedItem>& theirs = read_ahead->theirs;
   if (!mine.ok()) co_return mine.status();

@@ -53,7 +53,7 @@ class RosterProcessor {
     absl::StatusOr<OwnedItem> theirs;
   };
   // `presence` is subscribe/subscribed/unsubscribe/unsubscribed with bare `from` and `to`.
-  // `read_ahead`, from ReadAhead() for the same stanza, saves the first round trip: the entries
+  // `read_ahead`, from ReadPair() for the stanza's pair, saves the first round trip: the entries
   // only seed the flow's compare-and-swaps, so when they changed since, the steps read again.
   Task<absl::StatusOr<RosterOutput>> HandleSubscription(
       const Jid& user, const XmlElement& presence,
@@ -62,9 +62,9 @@ class RosterProcessor {
                                                         const XmlElement& presence) {
     return HandleSubscription(user, presence, std::nullopt);
   }
-  // What HandleSubscription(user, presence) reads first, read now (nullopt when it would read
-  // nothing: not a subscription verb, a malformed or own JID).
-  Task<std::optional<SubscriptionReads>> ReadAhead(const Jid& user, const XmlElement& presence);
+  // What HandleSubscription reads first for a stanza from `user` to `contact` (both bare):
+  // the two entries, in one round trip.
+  Task<SubscriptionReads> ReadPair(Jid user, Jid contact);
   // A subscription stanza from `sender` arriving for local user `receiver` (inbound processing
   // only: what a contact's server would hand us).
   Task<absl::StatusOr<RosterOutput>> HandleInbound(const Jid& receiver, const Jid& sender,

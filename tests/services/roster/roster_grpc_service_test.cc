@@ -14,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -239,6 +240,24 @@ class RosterGrpcServiceTest : public RosterRedisFixture {
     return roster_stub_->HandleBatch(&context, request, response);
   }
 
+  // `owner`'s stored entry for `contact`, nullopt when there is none (a failed read or an
+  // unreadable entry fails the test).
+  std::optional<RosterItemRecord> StoredEntry(const std::string& owner,
+                                              const std::string& contact) {
+    absl::StatusOr<RedisReply> r = redis_->Command({"HGET", keys::Roster(owner), contact});
+    if (!r.ok()) {
+      ADD_FAILURE() << "HGET " << owner << " " << contact << ": " << r.status();
+      return std::nullopt;
+    }
+    if (r->is_nil()) return std::nullopt;
+    RosterItemRecord record;
+    if (!record.ParseFromString(r->str)) {
+      ADD_FAILURE() << "unreadable entry of " << owner << " for " << contact;
+      return std::nullopt;
+    }
+    return record;
+  }
+
   void TearDown() override {
     if (roster_server_) roster_server_->Shutdown();
     if (loop_thread_.joinable()) {
@@ -333,11 +352,9 @@ TEST_F(RosterGrpcServiceTest, LaterInputsOfASessionAreReadWithTheFirst) {
   EXPECT_LT(read_c3, first_write);
   // And still stored in order, each as a subscribe leaves it.
   for (const char* contact : {"c1@d", "c2@d", "c3@d"}) {
-    absl::StatusOr<RedisReply> entry = redis_->Command({"HGET", keys::Roster("u@d"), contact});
-    ASSERT_TRUE(entry.ok() && !entry->is_nil()) << contact;
-    RosterItemRecord record;
-    ASSERT_TRUE(record.ParseFromString(entry->str));
-    EXPECT_TRUE(record.pending_out()) << contact;
+    std::optional<RosterItemRecord> record = StoredEntry("u@d", contact);
+    ASSERT_TRUE(record.has_value()) << contact;
+    EXPECT_TRUE(record->pending_out()) << contact;
   }
 }
 
@@ -366,12 +383,10 @@ TEST_F(RosterGrpcServiceTest, AnEntryChangedAfterItWasReadAheadIsReadAgain) {
   ASSERT_EQ(response.results_size(), 3);
   for (const auto& r : response.results()) EXPECT_EQ(r.code(), 0) << r.message();
   ASSERT_TRUE(written.load());
-  absl::StatusOr<RedisReply> entry = redis_->Command({"HGET", keys::Roster("u@d"), "c2@d"});
-  ASSERT_TRUE(entry.ok() && !entry->is_nil());
-  RosterItemRecord record;
-  ASSERT_TRUE(record.ParseFromString(entry->str));
-  EXPECT_TRUE(record.to());
-  EXPECT_FALSE(record.pending_out()) << "decided from the entry read ahead, not the current one";
+  std::optional<RosterItemRecord> record = StoredEntry("u@d", "c2@d");
+  ASSERT_TRUE(record.has_value());
+  EXPECT_TRUE(record->to());
+  EXPECT_FALSE(record->pending_out()) << "decided from the entry read ahead, not the current one";
 }
 
 TEST_F(RosterGrpcServiceTest, TwoInputsForOneContactInAChainEndInTheSecondOnesState) {
@@ -385,18 +400,12 @@ TEST_F(RosterGrpcServiceTest, TwoInputsForOneContactInAChainEndInTheSecondOnesSt
   ASSERT_EQ(response.results_size(), 3);
   for (const auto& r : response.results()) EXPECT_EQ(r.code(), 0) << r.message();
   // u's request to c1 was made and cancelled, in that order; c1 holds no waiting request.
-  absl::StatusOr<RedisReply> mine = redis_->Command({"HGET", keys::Roster("u@d"), "c1@d"});
-  ASSERT_TRUE(mine.ok() && !mine->is_nil());
-  RosterItemRecord record;
-  ASSERT_TRUE(record.ParseFromString(mine->str));
-  EXPECT_FALSE(record.pending_out());
-  EXPECT_TRUE(record.in_roster());
-  absl::StatusOr<RedisReply> theirs = redis_->Command({"HGET", keys::Roster("c1@d"), "u@d"});
-  ASSERT_TRUE(theirs.ok());
-  if (!theirs->is_nil()) {
-    RosterItemRecord their;
-    ASSERT_TRUE(their.ParseFromString(theirs->str));
-    EXPECT_FALSE(their.pending_in());
+  std::optional<RosterItemRecord> mine = StoredEntry("u@d", "c1@d");
+  ASSERT_TRUE(mine.has_value());
+  EXPECT_FALSE(mine->pending_out());
+  EXPECT_TRUE(mine->in_roster());
+  if (std::optional<RosterItemRecord> theirs = StoredEntry("c1@d", "u@d")) {
+    EXPECT_FALSE(theirs->pending_in());
   }
 }
 
