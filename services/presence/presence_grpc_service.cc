@@ -100,14 +100,28 @@ Task<bool> PresenceGrpcService::BatchInput(const xmpp::presence::v1::RouterInput
   co_return true;
 }
 
-Task<bool> PresenceGrpcService::Flow(const xmpp::presence::v1::DispatchRequest& flow,
-                                     xmpp::presence::v1::FlowResult* result) {
-  ReturnPath back{flow.origin_gateway(), result->mutable_origin_items()};
-  absl::Status status =
-      co_await router_->Dispatch(flow, flow.origin_gateway().empty() ? nullptr : &back);
-  if (!status.ok()) {
+// Flows joined by after_previous run one after another, as one sequence; sequences run
+// concurrently.
+Task<bool> PresenceGrpcService::Sequence(const xmpp::presence::v1::DispatchBatchRequest& request,
+                                         std::vector<int> flows,
+                                         xmpp::presence::v1::DispatchBatchResponse* response) {
+  std::vector<const xmpp::presence::v1::DispatchRequest*> requests;
+  std::vector<ReturnPath> backs(flows.size());
+  std::vector<ReturnPath*> back_of;
+  for (size_t k = 0; k < flows.size(); ++k) {
+    const xmpp::presence::v1::DispatchRequest& flow = request.flows(flows[k]);
+    requests.push_back(&flow);
+    backs[k] = ReturnPath{flow.origin_gateway(),
+                          response->mutable_results(flows[k])->mutable_origin_items()};
+    back_of.push_back(flow.origin_gateway().empty() ? nullptr : &backs[k]);
+  }
+  std::vector<absl::Status> done =
+      co_await router_->DispatchSequence(std::move(requests), std::move(back_of));
+  for (size_t k = 0; k < flows.size(); ++k) {
+    if (done[k].ok()) continue;
+    xmpp::presence::v1::FlowResult* result = response->mutable_results(flows[k]);
     result->Clear();
-    SetStatus(status, result);
+    SetStatus(done[k], result);
   }
   co_return true;
 }
@@ -126,12 +140,21 @@ Task<grpc::Status> PresenceGrpcService::Batch(const xmpp::presence::v1::RouterBa
 Task<grpc::Status> PresenceGrpcService::Flows(
     const xmpp::presence::v1::DispatchBatchRequest& request,
     xmpp::presence::v1::DispatchBatchResponse* response) {
-  std::vector<Task<bool>> flows;
-  flows.reserve(request.flows_size());
-  for (const xmpp::presence::v1::DispatchRequest& flow : request.flows()) {
-    flows.push_back(Flow(flow, response->add_results()));
+  std::vector<std::vector<int>> sequences;
+  for (int i = 0; i < request.flows_size(); ++i) {
+    response->add_results();
+    if (request.flows(i).after_previous() && !sequences.empty()) {
+      sequences.back().push_back(i);
+    } else {
+      sequences.emplace_back(1, i);
+    }
   }
-  co_await WhenAll(std::move(flows));
+  std::vector<Task<bool>> tasks;
+  tasks.reserve(sequences.size());
+  for (std::vector<int>& flows : sequences) {
+    tasks.push_back(Sequence(request, std::move(flows), response));
+  }
+  co_await WhenAll(std::move(tasks));
   co_return grpc::Status::OK;
 }
 

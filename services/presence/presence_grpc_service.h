@@ -1,5 +1,7 @@
 #pragma once
 
+#include <vector>
+
 #include "core/async/task.h"
 #include "core/event/event_loop.h"
 #include "proto/xmpp/presence/v1/presence.grpc.pb.h"
@@ -52,8 +54,9 @@ class PresenceGrpcService final : public xmpp::presence::v1::PresenceRouter::Cal
   Task<bool> BatchInput(const xmpp::presence::v1::RouterInput& input,
                         const std::string& origin_gateway,
                         xmpp::presence::v1::RouterResult* result);
-  Task<bool> Flow(const xmpp::presence::v1::DispatchRequest& flow,
-                  xmpp::presence::v1::FlowResult* result);
+  Task<bool> Sequence(const xmpp::presence::v1::DispatchBatchRequest& request,
+                      std::vector<int> flows,
+                      xmpp::presence::v1::DispatchBatchResponse* response);
   Task<grpc::Status> Batch(const xmpp::presence::v1::RouterBatchRequest& request,
                            xmpp::presence::v1::RouterBatchResponse* response);
   Task<grpc::Status> Flows(const xmpp::presence::v1::DispatchBatchRequest& request,

@@ -564,8 +564,18 @@ Task<absl::Status> PresenceRouter::DeliverSnapshot(
 
 Task<absl::Status> PresenceRouter::Dispatch(const xmpp::presence::v1::DispatchRequest& request,
                                             ReturnPath* back) {
-  // Everything the flow's effects read comes in one round trip: the sessions of every
-  // recipient, and the stored presences every snapshot copies.
+  std::vector<const xmpp::presence::v1::DispatchRequest*> flows(1, &request);
+  std::vector<ReturnPath*> backs(1, back);
+  std::vector<absl::Status> done = co_await DispatchSequence(std::move(flows), std::move(backs));
+  co_return done[0];
+}
+
+Task<std::vector<absl::Status>> PresenceRouter::DispatchSequence(
+    std::vector<const xmpp::presence::v1::DispatchRequest*> flows,
+    std::vector<ReturnPath*> backs) {
+  std::vector<absl::Status> done(flows.size());
+  // Everything the effects read comes in one round trip: the sessions of every recipient, and
+  // the stored presences every snapshot copies.
   std::vector<Jid> recipients;
   std::vector<Jid> sources;
   absl::flat_hash_set<std::string> seen_recipients;
@@ -577,18 +587,23 @@ Task<absl::Status> PresenceRouter::Dispatch(const xmpp::presence::v1::DispatchRe
     Jid bare = parsed->Bare();
     if (seen->insert(bare.BareString()).second) list->push_back(std::move(bare));
   };
-  for (const xmpp::presence::v1::Effect& effect : request.effects()) {
-    if (effect.has_presence_snapshot()) {
-      want(effect.presence_snapshot().to_bare(), &seen_recipients, &recipients);
-      want(effect.presence_snapshot().from_bare(), &seen_sources, &sources);
-    } else if (effect.has_delivery()) {
-      want(effect.delivery().to(), &seen_recipients, &recipients);
+  for (const xmpp::presence::v1::DispatchRequest* flow : flows) {
+    for (const xmpp::presence::v1::Effect& effect : flow->effects()) {
+      if (effect.has_presence_snapshot()) {
+        want(effect.presence_snapshot().to_bare(), &seen_recipients, &recipients);
+        want(effect.presence_snapshot().from_bare(), &seen_sources, &sources);
+      } else if (effect.has_delivery()) {
+        want(effect.delivery().to(), &seen_recipients, &recipients);
+      }
     }
   }
   auto [lists, views] =
       co_await WhenBoth(directory_->ListMany(recipients), directory_->PresenceOf(sources));
-  if (!lists.ok()) co_return lists.status();
-  if (!views.ok()) co_return views.status();
+  absl::Status read = !lists.ok() ? lists.status() : views.status();
+  if (!read.ok()) {
+    for (absl::Status& s : done) s = read;
+    co_return done;
+  }
   SessionCache cache;
   for (size_t i = 0; i < recipients.size() && i < lists->size(); ++i) {
     cache.try_emplace(recipients[i].BareString(), std::move((*lists)[i]));
@@ -599,26 +614,36 @@ Task<absl::Status> PresenceRouter::Dispatch(const xmpp::presence::v1::DispatchRe
   }
   static const PresenceView kNoPresence;
 
-  Outbox out(this, back);
-  for (const xmpp::presence::v1::Effect& effect : request.effects()) {
+  for (size_t f = 0; f < flows.size(); ++f) {
+    Outbox out(this, f < backs.size() ? backs[f] : nullptr);
     absl::Status s;
-    if (effect.has_presence_snapshot()) {
-      const xmpp::presence::v1::PresenceSnapshot& snapshot = effect.presence_snapshot();
-      absl::StatusOr<Jid> from = Jid::Parse(snapshot.from_bare());
-      auto it = from.ok() ? presences.find(from->BareString()) : presences.end();
-      s = co_await DeliverSnapshot(snapshot, it != presences.end() ? *it->second : kNoPresence,
-                                   &out, &cache);
-    } else if (effect.has_delivery()) {
-      const xmpp::presence::v1::Delivery& d = effect.delivery();
-      absl::StatusOr<Jid> to = Jid::Parse(d.to());
-      if (!to.ok()) continue;
-      s = co_await DeliverTo(*to, d.audience(), d.stanza().xml(), d.address_each_recipient(), &out,
-                             &cache);
+    for (const xmpp::presence::v1::Effect& effect : flows[f]->effects()) {
+      if (effect.has_presence_snapshot()) {
+        const xmpp::presence::v1::PresenceSnapshot& snapshot = effect.presence_snapshot();
+        absl::StatusOr<Jid> from = Jid::Parse(snapshot.from_bare());
+        auto it = from.ok() ? presences.find(from->BareString()) : presences.end();
+        s = co_await DeliverSnapshot(snapshot, it != presences.end() ? *it->second : kNoPresence,
+                                     &out, &cache);
+      } else if (effect.has_delivery()) {
+        const xmpp::presence::v1::Delivery& d = effect.delivery();
+        absl::StatusOr<Jid> to = Jid::Parse(d.to());
+        if (!to.ok()) continue;
+        s = co_await DeliverTo(*to, d.audience(), d.stanza().xml(), d.address_each_recipient(),
+                               &out, &cache);
+      }
+      if (!s.ok()) break;
     }
-    if (!s.ok()) co_return s;
+    if (!s.ok()) {  // nothing of this flow leaves, nor anything after it
+      done[f] = s;
+      for (size_t later = f + 1; later < flows.size(); ++later) {
+        done[later] =
+            absl::UnavailableError("not run: an earlier flow of its sequence failed");
+      }
+      break;
+    }
+    co_await out.Flush();
   }
-  co_await out.Flush();
-  co_return absl::OkStatus();
+  co_return done;
 }
 
 }  // namespace xc

@@ -58,6 +58,14 @@ class PresenceRouter {
                                                             ReturnPath* back = nullptr);
   Task<absl::Status> Dispatch(const xmpp::presence::v1::DispatchRequest& request,
                               ReturnPath* back = nullptr);
+  // Flows that take effect one after another (one session's subscription inputs, in stream
+  // order): the sessions and presences they all read come in one round trip, then each flow
+  // delivers (to `backs[i]`, which may be null, what is for its origin gateway) only after the
+  // one before it has. A flow that fails leaves the later ones unrun (Unavailable), so that
+  // running them again keeps the order. [i] is flows[i]'s outcome.
+  Task<std::vector<absl::Status>> DispatchSequence(
+      std::vector<const xmpp::presence::v1::DispatchRequest*> flows,
+      std::vector<ReturnPath*> backs);
 
  private:
   class Outbox;

@@ -99,43 +99,86 @@ bool Transient(const grpc::Status& s) {
 
 Task<absl::Status> RosterGrpcService::DispatchEffects(const RosterOutput& output, Origin origin) {
   if (output.effects.empty()) co_return absl::OkStatus();
-  for (const auto& e : output.effects) {
-    const char* kind = e.has_presence_snapshot() ? "presence"
-                       : e.delivery().stanza().kind() == xmpp::stanza::v1::KIND_IQ ? "push"
-                                                                                    : "delivery";
-    effects_->Add({{"kind", kind}}).Increment();
+  std::vector<const RosterOutput*> outputs(1, &output);
+  std::vector<google::protobuf::RepeatedPtrField<xmpp::gateway::v1::DeliverItem>*> items(
+      1, origin.items);
+  std::vector<absl::Status> done =
+      co_await DispatchInOrder(std::move(outputs), origin.gateway, std::move(items));
+  co_return done[0];
+}
+
+// The outputs' effects go to the router as one sequence (after_previous): each flow takes
+// effect only after the one before it has, and a flow that fails transiently is sent again,
+// with every flow after it, within a bound (a flow that fails for good is answered with its
+// error, and the rest go on without it).
+Task<std::vector<absl::Status>> RosterGrpcService::DispatchInOrder(
+    std::vector<const RosterOutput*> outputs, std::string origin_gateway,
+    std::vector<google::protobuf::RepeatedPtrField<xmpp::gateway::v1::DeliverItem>*> items) {
+  const size_t n = outputs.size();
+  std::vector<absl::Status> done(n);
+  for (const RosterOutput* output : outputs) {
+    for (const auto& e : output->effects) {
+      const char* kind = e.has_presence_snapshot() ? "presence"
+                         : e.delivery().stanza().kind() == xmpp::stanza::v1::KIND_IQ
+                             ? "push"
+                             : "delivery";
+      effects_->Add({{"kind", kind}}).Increment();
+    }
   }
   const int64_t start = EventLoop::NowNanos();
-  grpc::Status last;
-  absl::Duration backoff = absl::Milliseconds(20);
-  for (int attempt = 0; attempt < 4; ++attempt) {
+  const absl::Duration first_backoff = absl::Milliseconds(20);
+  absl::Duration backoff = first_backoff;
+  int attempt = 0;
+  size_t next = 0;
+  while (next < n) {
     auto answer = co_await dispatch_.Call([&](xmpp::presence::v1::DispatchBatchRequest* r) {
-      xmpp::presence::v1::DispatchRequest* flow = r->add_flows();
-      for (const auto& effect : output.effects) *flow->add_effects() = effect;
-      if (origin.items != nullptr) flow->set_origin_gateway(origin.gateway);
-      return 1;
-    });
-    last = answer.status;
-    if (last.ok()) {
-      if (answer.slice.first >= answer.response->results_size()) {
-        last = grpc::Status(grpc::StatusCode::INTERNAL, "router answered fewer flows than sent");
-      } else {
-        const xmpp::presence::v1::FlowResult& r = answer.response->results(answer.slice.first);
-        last = grpc::Status(static_cast<grpc::StatusCode>(r.code()), r.message());
-        if (last.ok() && origin.items != nullptr) *origin.items = r.origin_items();
+      for (size_t k = next; k < n; ++k) {
+        xmpp::presence::v1::DispatchRequest* flow = r->add_flows();
+        for (const auto& effect : outputs[k]->effects) *flow->add_effects() = effect;
+        if (items[k] != nullptr) flow->set_origin_gateway(origin_gateway);
+        flow->set_after_previous(k > next);
       }
-    }
-    if (last.ok()) {
+      return static_cast<int>(n - next);
+    });
+    size_t failed = n;
+    grpc::Status why = answer.status;
+    if (!why.ok()) failed = next;
+    for (size_t k = next; k < n && failed == n; ++k) {
+      const int index = answer.slice.first + static_cast<int>(k - next);
+      if (index >= answer.response->results_size()) {
+        why = grpc::Status(grpc::StatusCode::INTERNAL, "router answered fewer flows than sent");
+        failed = k;
+        break;
+      }
+      const xmpp::presence::v1::FlowResult& r = answer.response->results(index);
+      if (r.code() != 0) {
+        why = grpc::Status(static_cast<grpc::StatusCode>(r.code()), r.message());
+        failed = k;
+        break;
+      }
+      if (items[k] != nullptr) *items[k] = r.origin_items();
       dispatch_seconds_->Observe(static_cast<double>(EventLoop::NowNanos() - start) * 1e-9);
-      co_return absl::OkStatus();
     }
-    if (!Transient(last)) break;
-    co_await Sleep(loop_, backoff);
-    backoff *= 3;
+    if (failed == n) break;
+    if (failed > next) {  // progress: the failed flow gets its own attempts
+      attempt = 0;
+      backoff = first_backoff;
+    }
+    next = failed;
+    if (Transient(why) && attempt < 3) {
+      ++attempt;
+      co_await Sleep(loop_, backoff);
+      backoff *= 3;
+      continue;
+    }
+    dispatch_failures_->Increment();
+    XC_LOG(WARNING) << "dispatch to router failed: " << why.error_message();
+    done[failed] = FromGrpcStatus(why);
+    next = failed + 1;
+    attempt = 0;
+    backoff = first_backoff;
   }
-  dispatch_failures_->Increment();
-  XC_LOG(WARNING) << "dispatch to router failed: " << last.error_message();
-  co_return FromGrpcStatus(last);
+  co_return done;
 }
 
 // Runs the processor again while it fails transiently (Redis briefly unreachable), up to a
@@ -249,17 +292,48 @@ Task<absl::Status> RosterGrpcService::Check(const xmpp::roster::v1::CheckRosterR
   co_return absl::OkStatus();
 }
 
-Task<bool> RosterGrpcService::CompleteInput(absl::StatusOr<RosterOutput> output,
-                                            const std::string& origin_gateway,
-                                            xmpp::roster::v1::RosterResult* result) {
-  Origin origin;
-  if (!origin_gateway.empty()) origin = Origin{origin_gateway, result->mutable_deliveries()};
-  absl::Status status = co_await Complete(std::move(output), result->mutable_replies(), origin);
-  if (!status.ok()) {
-    result->clear_replies();
-    result->clear_deliveries();
-    result->set_code(static_cast<int>(status.code()));
-    result->set_message(std::string(status.message()));
+void RosterGrpcService::Finish(const RosterOutput& output, xmpp::roster::v1::RosterResult* result) {
+  Record(output);
+  for (const XmlElement& reply : output.replies) ToStanzaProto(reply, result->add_replies());
+}
+
+namespace {
+
+void SetError(const absl::Status& status, xmpp::roster::v1::RosterResult* result) {
+  result->clear_replies();
+  result->clear_deliveries();
+  result->set_code(static_cast<int>(status.code()));
+  result->set_message(std::string(status.message()));
+}
+
+}  // namespace
+
+Task<bool> RosterGrpcService::CompleteRun(std::vector<absl::StatusOr<RosterOutput>> outputs,
+                                          const std::string& origin_gateway,
+                                          std::vector<xmpp::roster::v1::RosterResult*> results) {
+  std::vector<size_t> sent;  // outputs with effects, in order
+  std::vector<const RosterOutput*> flows;
+  std::vector<google::protobuf::RepeatedPtrField<xmpp::gateway::v1::DeliverItem>*> items;
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    if (!outputs[k].ok()) {
+      SetError(outputs[k].status(), results[k]);
+    } else if (outputs[k]->effects.empty()) {
+      Finish(*outputs[k], results[k]);
+    } else {
+      sent.push_back(k);
+      flows.push_back(&*outputs[k]);
+      items.push_back(origin_gateway.empty() ? nullptr : results[k]->mutable_deliveries());
+    }
+  }
+  if (sent.empty()) co_return true;
+  std::vector<absl::Status> done =
+      co_await DispatchInOrder(std::move(flows), origin_gateway, std::move(items));
+  for (size_t j = 0; j < sent.size(); ++j) {
+    if (done[j].ok()) {
+      Finish(*outputs[sent[j]], results[sent[j]]);
+    } else {
+      SetError(done[j], results[sent[j]]);
+    }
   }
   co_return true;
 }
@@ -271,33 +345,72 @@ const std::string& SessionOf(const xmpp::roster::v1::RosterInput& input) {
                                : input.subscription().session_jid();
 }
 
+// The entries a subscription input's flow touches are those of its pair: the user's for the
+// contact and the contact's for the user. The pair comes from the request's fields (the
+// gateway fills `to` from the stanza it sends); nullopt when the input touches no entry (a
+// roster IQ is handled apart; a stanza to oneself, to a domain or to a malformed address
+// changes nothing).
+struct Pair {
+  Jid user;
+  Jid contact;
+};
+
+std::optional<Pair> PairOf(const xmpp::roster::v1::SubscriptionRequest& s) {
+  absl::StatusOr<Jid> user = Jid::Parse(s.session_jid());
+  absl::StatusOr<Jid> contact = Jid::Parse(s.presence().to());
+  if (!user.ok() || !contact.ok()) return std::nullopt;
+  Pair pair{user->Bare(), contact->Bare()};
+  if (pair.contact.local().empty() || pair.contact == pair.user) return std::nullopt;
+  return pair;
+}
+
 }  // namespace
 
-// The first reads of chain[1..]: each subscription input's two entries (the user's for the
-// contact and the contact's for the user), read together while chain[0] runs. A flow touches
-// only the entries of its own pair, so an input is read ahead only when no input before it in
-// the chain has the same contact (and none is a roster IQ, which may touch any entry); what
-// another session changes meanwhile makes a compare-and-swap fail, and that step reads again.
-// The pair comes from the request's fields (the stanza's XML is parsed once, by the input's
-// own step).
-Task<std::vector<RosterGrpcService::ReadAhead>> RosterGrpcService::ReadChainAhead(
+// A chain's runs: a roster IQ (which may touch any entry of the roster) is a run of its own;
+// subscription inputs join the current run until one has the contact of an input already in
+// it. The inputs of a run touch disjoint entries.
+std::vector<std::vector<int>> RosterGrpcService::Runs(
     const xmpp::roster::v1::RosterBatchRequest& request, const std::vector<int>& chain) {
-  std::vector<ReadAhead> ahead(chain.size());
-  std::vector<size_t> read_for;  // chain positions, in the order of `reads`
+  std::vector<std::vector<int>> runs;
+  std::vector<std::string> contacts;  // of the current run
+  bool open = false;                  // the current run takes more subscription inputs
+  for (int index : chain) {
+    const xmpp::roster::v1::RosterInput& input = request.inputs(index);
+    if (!input.has_subscription()) {
+      runs.emplace_back(1, index);
+      open = false;
+      continue;
+    }
+    std::optional<Pair> pair = PairOf(input.subscription());
+    std::string contact = pair ? pair->contact.BareString() : std::string();
+    const bool repeated = pair.has_value() &&
+                          std::find(contacts.begin(), contacts.end(), contact) != contacts.end();
+    if (!open || repeated) {
+      runs.emplace_back();
+      contacts.clear();
+      open = true;
+    }
+    runs.back().push_back(index);
+    if (pair) contacts.push_back(std::move(contact));
+  }
+  return runs;
+}
+
+// The first reads of a run's subscription inputs (both entries of each pair), all in one
+// round trip; [k] for run[k]. They only seed the compare-and-swaps: what another session
+// changes meanwhile makes a step fail its swap and read again.
+Task<std::vector<RosterGrpcService::ReadAhead>> RosterGrpcService::ReadRun(
+    const xmpp::roster::v1::RosterBatchRequest& request, const std::vector<int>& run) {
+  std::vector<ReadAhead> ahead(run.size());
+  std::vector<size_t> read_for;  // run positions, in the order of `reads`
   std::vector<Task<RosterProcessor::SubscriptionReads>> reads;
-  std::vector<std::string> contacts;  // bare contacts of chain[0..k)
-  for (size_t k = 0; k < chain.size(); ++k) {
-    const xmpp::roster::v1::RosterInput& input = request.inputs(chain[k]);
-    if (!input.has_subscription()) break;
-    absl::StatusOr<Jid> user = Jid::Parse(input.subscription().session_jid());
-    absl::StatusOr<Jid> contact = Jid::Parse(input.subscription().presence().to());
-    if (!user.ok() || !contact.ok()) break;
-    std::string bare = contact->Bare().BareString();
-    const bool seen = std::find(contacts.begin(), contacts.end(), bare) != contacts.end();
-    contacts.push_back(std::move(bare));
-    if (k == 0 || seen || contact->local().empty() || contact->Bare() == user->Bare()) continue;
+  for (size_t k = 0; k < run.size(); ++k) {
+    const xmpp::roster::v1::RosterInput& input = request.inputs(run[k]);
+    if (!input.has_subscription()) continue;
+    std::optional<Pair> pair = PairOf(input.subscription());
+    if (!pair) continue;
     read_for.push_back(k);
-    reads.push_back(processor_->ReadPair(user->Bare(), contact->Bare()));
+    reads.push_back(processor_->ReadPair(pair->user, pair->contact));
   }
   if (reads.empty()) co_return ahead;
   std::vector<RosterProcessor::SubscriptionReads> done = co_await WhenAll(std::move(reads));
@@ -305,36 +418,46 @@ Task<std::vector<RosterGrpcService::ReadAhead>> RosterGrpcService::ReadChainAhea
   co_return ahead;
 }
 
-// One session's inputs, in order: each one's state change is stored, and its effects dispatched
-// (and answered), after the one before it. They overlap where order allows: the later inputs'
-// first reads go out with the first input's (ReadChainAhead), and input k + 1's Redis steps run
-// while input k's effects are with the router, since they change only roster entries, which the
-// dispatch of input k does not read. Deliveries keep the stream's order: input k + 1's leave
-// only once input k's have been accepted.
+// A run's state changes, all at once: its inputs touch disjoint entries, so running them
+// together ends where running them one after another would. Each one's first write leaves in
+// the order of the run (one connection, one turn), so a user's roster versions still follow
+// the stream.
+Task<std::vector<absl::StatusOr<RosterOutput>>> RosterGrpcService::ComputeRun(
+    const xmpp::roster::v1::RosterBatchRequest& request, std::vector<int> run) {
+  std::vector<ReadAhead> ahead;
+  if (run.size() > 1) ahead = co_await ReadRun(request, run);
+  ahead.resize(run.size());
+  std::vector<Task<absl::StatusOr<RosterOutput>>> tasks;
+  tasks.reserve(run.size());
+  for (size_t k = 0; k < run.size(); ++k) {
+    tasks.push_back(ComputeInput(request.inputs(run[k]), std::move(ahead[k])));
+  }
+  co_return co_await WhenAll(std::move(tasks));
+}
+
+// One session's inputs, in order (RFC 6120 §10.1), a run at a time (see Runs): a run's state
+// changes are computed together, then its effects go to the router as one sequence, which
+// delivers them in the stream's order. The next run's state changes are computed while the
+// run before it is with the router: they change only roster entries, which a dispatch does
+// not read.
 Task<bool> RosterGrpcService::BatchChain(const xmpp::roster::v1::RosterBatchRequest& request,
                                          std::vector<int> chain,
                                          xmpp::roster::v1::RosterBatchResponse* response) {
   if (chain.empty()) co_return true;
-  std::vector<ReadAhead> ahead;
-  absl::StatusOr<RosterOutput> output;
-  if (chain.size() == 1) {
-    output = co_await ComputeInput(request.inputs(chain[0]), std::nullopt);
-  } else {
-    auto [first, reads] = co_await WhenBoth(ComputeInput(request.inputs(chain[0]), std::nullopt),
-                                            ReadChainAhead(request, chain));
-    output = std::move(first);
-    ahead = std::move(reads);
-  }
-  for (size_t k = 0; k < chain.size(); ++k) {
-    Task<bool> complete = CompleteInput(std::move(output), request.origin_gateway(),
-                                        response->mutable_results(chain[k]));
-    if (k + 1 == chain.size()) {
+  std::vector<std::vector<int>> runs = Runs(request, chain);
+  std::vector<absl::StatusOr<RosterOutput>> outputs = co_await ComputeRun(request, runs[0]);
+  for (size_t r = 0; r < runs.size(); ++r) {
+    std::vector<xmpp::roster::v1::RosterResult*> results;
+    for (int index : runs[r]) results.push_back(response->mutable_results(index));
+    Task<bool> complete =
+        CompleteRun(std::move(outputs), request.origin_gateway(), std::move(results));
+    if (r + 1 == runs.size()) {
       co_await std::move(complete);
       break;
     }
-    auto [completed, next] = co_await WhenBoth(
-        std::move(complete), ComputeInput(request.inputs(chain[k + 1]), std::move(ahead[k + 1])));
-    output = std::move(next);
+    auto [completed, next] =
+        co_await WhenBoth(std::move(complete), ComputeRun(request, runs[r + 1]));
+    outputs = std::move(next);
   }
   co_return true;
 }

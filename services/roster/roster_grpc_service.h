@@ -62,13 +62,18 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Callback
   Task<bool> BatchChain(const xmpp::roster::v1::RosterBatchRequest& request,
                         std::vector<int> chain,
                         xmpp::roster::v1::RosterBatchResponse* response);
+  // A chain's runs of inputs that touch disjoint entries (see BatchChain).
+  static std::vector<std::vector<int>> Runs(const xmpp::roster::v1::RosterBatchRequest& request,
+                                            const std::vector<int>& chain);
   // An input's state change (parsed, run again after transient failures within a bound)...
   using ReadAhead = std::optional<RosterProcessor::SubscriptionReads>;
   Task<absl::StatusOr<RosterOutput>> ComputeInput(const xmpp::roster::v1::RosterInput& input,
                                                   ReadAhead read_ahead);
-  // The first reads of a chain's later inputs, all at once (see BatchChain); [k] for chain[k].
-  Task<std::vector<ReadAhead>> ReadChainAhead(const xmpp::roster::v1::RosterBatchRequest& request,
-                                              const std::vector<int>& chain);
+  // A run's inputs, all at once, after their first reads (ReadRun: [k] for run[k]).
+  Task<std::vector<absl::StatusOr<RosterOutput>>> ComputeRun(
+      const xmpp::roster::v1::RosterBatchRequest& request, std::vector<int> run);
+  Task<std::vector<ReadAhead>> ReadRun(const xmpp::roster::v1::RosterBatchRequest& request,
+                                       const std::vector<int>& run);
   Task<absl::StatusOr<RosterOutput>> ComputeIq(const xmpp::roster::v1::RosterIqRequest& request);
   Task<absl::StatusOr<RosterOutput>> ComputeSubscription(
       const xmpp::roster::v1::SubscriptionRequest& request, ReadAhead read_ahead);
@@ -77,9 +82,17 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Callback
   // ...then its effects dispatched and its replies filled.
   Task<absl::Status> Complete(absl::StatusOr<RosterOutput> output, Replies* replies,
                               Origin origin);
-  Task<bool> CompleteInput(absl::StatusOr<RosterOutput> output, const std::string& origin_gateway,
-                           xmpp::roster::v1::RosterResult* result);
+  // A run's outputs: their effects dispatched in order (DispatchInOrder), then results[k]
+  // filled from outputs[k] (replies, deliveries for the origin gateway, or the error).
+  Task<bool> CompleteRun(std::vector<absl::StatusOr<RosterOutput>> outputs,
+                         const std::string& origin_gateway,
+                         std::vector<xmpp::roster::v1::RosterResult*> results);
+  void Finish(const RosterOutput& output, xmpp::roster::v1::RosterResult* result);
   Task<absl::Status> DispatchEffects(const RosterOutput& output, Origin origin);
+  // items[k] (null: none) receives what outputs[k] delivers to origin_gateway's sessions.
+  Task<std::vector<absl::Status>> DispatchInOrder(
+      std::vector<const RosterOutput*> outputs, std::string origin_gateway,
+      std::vector<google::protobuf::RepeatedPtrField<xmpp::gateway::v1::DeliverItem>*> items);
   void Record(const RosterOutput& output);
 
   EventLoop* loop_;

@@ -412,7 +412,8 @@ Task<RosterProcessor::SubscriptionReads> RosterProcessor::ReadPair(Jid user, Jid
   auto [mine, theirs] = co_await WhenBoth(store_->GetItem(user.BareString(), contact.BareString()),
                                           store_->GetOwnedItem(contact.BareString(),
                                                                user.BareString()));
-  co_return SubscriptionReads{std::move(mine), std::move(theirs)};
+  co_return SubscriptionReads{std::move(user), std::move(contact), std::move(mine),
+                              std::move(theirs)};
 }
 
 Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
@@ -436,6 +437,9 @@ Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
   // Both entries at once: the user's (for this outbound step) and the contact's (for the
   // inbound step that usually follows), unless the caller read them ahead. Each step still
   // compares-and-swaps, so a read that is stale by then only costs a retry.
+  if (read_ahead.has_value() && !(read_ahead->user == user && read_ahead->contact == contact)) {
+    read_ahead.reset();
+  }
   if (!read_ahead.has_value()) read_ahead = co_await ReadPair(user, contact);
   absl::StatusOr<std::optional<std::string>>& mine = read_ahead->mine;
   absl::StatusOr<OwnedItem>& theirs = read_ahead->theirs;

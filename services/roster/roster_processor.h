@@ -49,12 +49,15 @@ class RosterProcessor {
   // The two entries a subscription stanza's flow starts from: the user's for the contact, and
   // the contact's for the user (with whether the contact has an account).
   struct SubscriptionReads {
+    Jid user;     // the pair read (bare JIDs)
+    Jid contact;
     absl::StatusOr<std::optional<std::string>> mine;
     absl::StatusOr<OwnedItem> theirs;
   };
   // `presence` is subscribe/subscribed/unsubscribe/unsubscribed with bare `from` and `to`.
-  // `read_ahead`, from ReadPair() for the stanza's pair, saves the first round trip: the entries
-  // only seed the flow's compare-and-swaps, so when they changed since, the steps read again.
+  // `read_ahead`, from ReadPair(), saves the first round trip: the entries only seed the flow's
+  // compare-and-swaps, so when they changed since, the steps read again. Reads of a pair other
+  // than the stanza's are not used.
   Task<absl::StatusOr<RosterOutput>> HandleSubscription(
       const Jid& user, const XmlElement& presence,
       std::optional<SubscriptionReads> read_ahead);

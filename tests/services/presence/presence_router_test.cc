@@ -392,5 +392,33 @@ TEST_F(PresenceRouterTest, DeliveriesToTheCallingGatewayComeBackOnTheReturnPath)
                                              "c@d/there <- presence unsubscribe from u@d"));
 }
 
+// A sequence's flows take effect in order; one that fails (here a snapshot with a bad address)
+// delivers nothing and leaves the later ones unrun, for the caller to send again.
+TEST_F(PresenceRouterTest, ASequenceStopsAtItsFirstFailedFlow) {
+  Online("c@d/here");
+  auto flow = [](const std::string& type) {
+    xmpp::presence::v1::DispatchRequest request;
+    auto* d = request.add_effects()->mutable_delivery();
+    d->set_to("c@d");
+    d->set_audience(xmpp::presence::v1::AUDIENCE_INTERESTED);
+    d->mutable_stanza()->set_xml(absl::StrCat("<presence type='", type, "' from='u@d'/>"));
+    return request;
+  };
+  xmpp::presence::v1::DispatchRequest first = flow("subscribe");
+  xmpp::presence::v1::DispatchRequest second = flow("unsubscribe");
+  xmpp::presence::v1::DispatchRequest broken = flow("subscribed");
+  broken.add_effects()->mutable_presence_snapshot()->set_from_bare("@@");
+  xmpp::presence::v1::DispatchRequest after = flow("unsubscribed");
+  std::vector<absl::Status> done =
+      Sync(router_.DispatchSequence({&first, &second, &broken, &after}, {}));
+  ASSERT_EQ(done.size(), 4u);
+  EXPECT_TRUE(done[0].ok());
+  EXPECT_TRUE(done[1].ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(done[2])) << done[2];
+  EXPECT_TRUE(absl::IsUnavailable(done[3])) << done[3];
+  EXPECT_THAT(deliverer_.Take(), ElementsAre("c@d/here <- presence subscribe from u@d",
+                                             "c@d/here <- presence unsubscribe from u@d"));
+}
+
 }  // namespace
 }  // namespace xc

@@ -1,16 +1,16 @@
 // The roster service's gRPC surface over real sockets: the roster service and a presence router
 // stand-in (a gRPC server in this process that records every DispatchBatch) on loopback, the
 // store on a real redis-server. What is checked here is the order of one session's inputs in a
-// batch: each input's effects reach the router only after the previous input's were accepted,
-// while the next input's state change does not wait for that, and the later inputs' first reads
-// go out with the first input's (and are only a seed: a change made meanwhile is seen).
+// batch: their state changes are stored together (first reads in one round trip, writes in
+// stream order), their effects leave as one sequence the router runs in order, and a flow of
+// it that fails is sent again with the flows after it.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -39,14 +39,16 @@ using xmpp::presence::v1::DispatchBatchRequest;
 using xmpp::presence::v1::DispatchBatchResponse;
 using xmpp::store::v1::RosterItemRecord;
 
-// Answers every flow with OK. The first call is held for `first_call_delay`; just before it is
-// answered, the user's roster entry for `watched_contact` is read from Redis.
+// Answers every flow with OK (or as `fail_with` says). The first call is held for
+// `first_call_delay`; just before it is answered, the user's roster entry for `watched_contact` is
+// read from Redis.
 class RecordingRouter final : public xmpp::presence::v1::PresenceRouter::Service {
  public:
   struct Call {
     Clock::time_point arrived;
     Clock::time_point answered;
     std::vector<std::string> delivered_to;  // per flow: the first delivery's recipient
+    std::vector<bool> after_previous;       // per flow
   };
 
   RecordingRouter(RedisClient* redis, std::string user, std::string watched_contact,
@@ -70,7 +72,7 @@ class RecordingRouter final : public xmpp::presence::v1::PresenceRouter::Service
         }
       }
       call.delivered_to.push_back(to);
-      response->add_results();
+      call.after_previous.push_back(flow.after_previous());
     }
     size_t index;
     {
@@ -78,8 +80,19 @@ class RecordingRouter final : public xmpp::presence::v1::PresenceRouter::Service
       index = calls_.size();
       calls_.push_back(call);  // `answered` is set below
     }
+    // As the router does: a failed flow leaves the later flows of its sequence unrun.
+    bool sequence_failed = false;
+    for (int f = 0; f < request->flows_size(); ++f) {
+      if (!request->flows(f).after_previous()) sequence_failed = false;
+      const int code = sequence_failed ? grpc::StatusCode::UNAVAILABLE
+                       : fail_with       ? fail_with(index, f)
+                                         : 0;
+      xmpp::presence::v1::FlowResult* result = response->add_results();
+      result->set_code(code);
+      if (code != 0) result->set_message(sequence_failed ? "not run" : "refused");
+      sequence_failed = sequence_failed || code != 0;
+    }
     if (index == 0) {
-      if (on_first_call) on_first_call();
       std::this_thread::sleep_for(delay_);
       absl::StatusOr<RedisReply> entry =
           redis_->Command({"HGET", keys::Roster(user_), watched_});
@@ -96,8 +109,8 @@ class RecordingRouter final : public xmpp::presence::v1::PresenceRouter::Service
     absl::MutexLock lock(&mu_);
     return calls_;
   }
-  // Runs when the first call arrives, before it is held (set before the first call).
-  std::function<void()> on_first_call;
+  // The gRPC code to answer flow `flow` of call `call` with (0: accepted); set before calls.
+  std::function<int(size_t call, int flow)> fail_with;
   std::optional<std::string> watched_entry_at_first_answer() {
     absl::MutexLock lock(&mu_);
     return watched_entry_at_first_answer_;
@@ -279,32 +292,78 @@ class RosterGrpcServiceTest : public RosterRedisFixture {
   std::unique_ptr<xmpp::roster::v1::RosterService::Stub> roster_stub_;
 };
 
-TEST_F(RosterGrpcServiceTest, OneSessionsInputsDispatchInOrderWhileTheNextOneIsStored) {
+// Flows to the first delivery's recipients, over every call, and whether each was joined to
+// the one before it.
+std::vector<std::string> Describe(const std::vector<RecordingRouter::Call>& calls) {
+  std::vector<std::string> flows;
+  for (const auto& c : calls) {
+    for (size_t f = 0; f < c.delivered_to.size(); ++f) {
+      flows.push_back((c.after_previous[f] ? "then " : "") + c.delivered_to[f]);
+    }
+  }
+  return flows;
+}
+
+TEST_F(RosterGrpcServiceTest, OneSessionsInputsAreStoredTogetherAndLeaveAsOneSequence) {
   Start(std::chrono::milliseconds(300));
   xmpp::roster::v1::RosterBatchRequest request;
   *request.add_inputs() = Subscribe("u@d/r", "c1@d");
   *request.add_inputs() = Subscribe("u@d/r", "c2@d");
+  *request.add_inputs() = Subscribe("u@d/r", "c3@d");
   xmpp::roster::v1::RosterBatchResponse response;
   grpc::Status status = Batch(request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  ASSERT_EQ(response.results_size(), 2);
-  EXPECT_EQ(response.results(0).code(), 0) << response.results(0).message();
-  EXPECT_EQ(response.results(1).code(), 0) << response.results(1).message();
+  ASSERT_EQ(response.results_size(), 3);
+  for (const auto& r : response.results()) EXPECT_EQ(r.code(), 0) << r.message();
 
-  // The second input's state change was stored while the first one's effects were held.
+  // The second input's state change was stored before the first one's effects left.
   std::optional<std::string> seen = router_->watched_entry_at_first_answer();
-  ASSERT_TRUE(seen.has_value()) << "c2's entry was not stored during the first dispatch";
+  ASSERT_TRUE(seen.has_value()) << "c2's entry was not stored by the first dispatch";
   RosterItemRecord record;
   ASSERT_TRUE(record.ParseFromString(*seen));
   EXPECT_TRUE(record.pending_out());
 
-  // Its effects left only after the first call was answered, in the stream's order.
+  // One call, the flows in the stream's order, each joined to the one before.
   std::vector<RecordingRouter::Call> calls = router_->calls();
-  std::vector<std::string> order;
-  for (const auto& c : calls) order.insert(order.end(), c.delivered_to.begin(), c.delivered_to.end());
-  EXPECT_EQ(order, (std::vector<std::string>{"c1@d", "c2@d"}));
-  ASSERT_EQ(calls.size(), 2u);
-  EXPECT_GE(calls[1].arrived, calls[0].answered);
+  EXPECT_EQ(calls.size(), 1u);
+  EXPECT_EQ(Describe(calls), (std::vector<std::string>{"c1@d", "then c2@d", "then c3@d"}));
+}
+
+TEST_F(RosterGrpcServiceTest, AFlowThatFailsTransientlyIsSentAgainWithTheFlowsAfterIt) {
+  Start(std::chrono::milliseconds(0));
+  router_->fail_with = [](size_t call, int flow) {
+    return call == 0 && flow == 1 ? grpc::StatusCode::UNAVAILABLE : 0;
+  };
+  xmpp::roster::v1::RosterBatchRequest request;
+  *request.add_inputs() = Subscribe("u@d/r", "c1@d");
+  *request.add_inputs() = Subscribe("u@d/r", "c2@d");
+  *request.add_inputs() = Subscribe("u@d/r", "c3@d");
+  xmpp::roster::v1::RosterBatchResponse response;
+  ASSERT_TRUE(Batch(request, &response).ok());
+  ASSERT_EQ(response.results_size(), 3);
+  for (const auto& r : response.results()) EXPECT_EQ(r.code(), 0) << r.message();
+  // c1's flow was accepted once; c2's and c3's went again, in order.
+  EXPECT_EQ(Describe(router_->calls()),
+            (std::vector<std::string>{"c1@d", "then c2@d", "then c3@d", "c2@d", "then c3@d"}));
+}
+
+TEST_F(RosterGrpcServiceTest, AFlowThatFailsForGoodIsAnsweredAndTheRestGoOn) {
+  Start(std::chrono::milliseconds(0));
+  router_->fail_with = [](size_t call, int flow) {
+    return call == 0 && flow == 1 ? grpc::StatusCode::INVALID_ARGUMENT : 0;
+  };
+  xmpp::roster::v1::RosterBatchRequest request;
+  *request.add_inputs() = Subscribe("u@d/r", "c1@d");
+  *request.add_inputs() = Subscribe("u@d/r", "c2@d");
+  *request.add_inputs() = Subscribe("u@d/r", "c3@d");
+  xmpp::roster::v1::RosterBatchResponse response;
+  ASSERT_TRUE(Batch(request, &response).ok());
+  ASSERT_EQ(response.results_size(), 3);
+  EXPECT_EQ(response.results(0).code(), 0);
+  EXPECT_EQ(response.results(1).code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(response.results(2).code(), 0) << response.results(2).message();
+  EXPECT_EQ(Describe(router_->calls()),
+            (std::vector<std::string>{"c1@d", "then c2@d", "then c3@d", "c3@d"}));
 }
 
 TEST_F(RosterGrpcServiceTest, InputsOfDifferentSessionsDoNotWaitForEachOther) {
@@ -318,12 +377,11 @@ TEST_F(RosterGrpcServiceTest, InputsOfDifferentSessionsDoNotWaitForEachOther) {
   // Neither waited for the other's dispatch: both reached the router before the first call
   // (held 300 ms) was answered, in one call or in two.
   std::vector<RecordingRouter::Call> calls = router_->calls();
-  size_t flows = 0;
-  for (const auto& c : calls) {
-    flows += c.delivered_to.size();
-    EXPECT_LT(c.arrived, calls[0].answered);
-  }
-  EXPECT_EQ(flows, 2u);
+  for (const auto& c : calls) EXPECT_LT(c.arrived, calls[0].answered);
+  // Nor is one's flow joined to the other's.
+  std::vector<std::string> flows = Describe(calls);
+  std::sort(flows.begin(), flows.end());
+  EXPECT_EQ(flows, (std::vector<std::string>{"c1@d", "c2@d"}));
 }
 
 TEST_F(RosterGrpcServiceTest, LaterInputsOfASessionAreReadWithTheFirst) {
@@ -350,43 +408,17 @@ TEST_F(RosterGrpcServiceTest, LaterInputsOfASessionAreReadWithTheFirst) {
   // Read before the first input's first write, not each after the input before it.
   EXPECT_LT(read_c2, first_write);
   EXPECT_LT(read_c3, first_write);
+  // And written in the stream's order (so u's roster versions follow it).
+  const int write_c2 = FirstWith(lines, {"\"EVALSHA\"", roster, "\"c2@d\""});
+  const int write_c3 = FirstWith(lines, {"\"EVALSHA\"", roster, "\"c3@d\""});
+  EXPECT_LT(first_write, write_c2);
+  EXPECT_LT(write_c2, write_c3);
   // And still stored in order, each as a subscribe leaves it.
   for (const char* contact : {"c1@d", "c2@d", "c3@d"}) {
     std::optional<RosterItemRecord> record = StoredEntry("u@d", contact);
     ASSERT_TRUE(record.has_value()) << contact;
     EXPECT_TRUE(record->pending_out()) << contact;
   }
-}
-
-TEST_F(RosterGrpcServiceTest, AnEntryChangedAfterItWasReadAheadIsReadAgain) {
-  // While the first input's effects are held at the router, c2 becomes a contact u is already
-  // subscribed to (as another session's flow could make it): the third input, read ahead
-  // before that, must decide from the new entry (a subscribe to a contact in state To changes
-  // nothing), not from what it read first.
-  RosterItemRecord subscribed;
-  subscribed.set_to(true);
-  subscribed.set_in_roster(true);
-  std::unique_ptr<RedisClient> writer = server_->NewClient();
-  std::atomic<bool> written{false};
-  Start(std::chrono::milliseconds(200));
-  router_->on_first_call = [&] {
-    written = writer->Command({"HSET", keys::Roster("u@d"), "c2@d",
-                               subscribed.SerializeAsString()})
-                  .ok();
-  };
-  xmpp::roster::v1::RosterBatchRequest request;
-  *request.add_inputs() = Subscribe("u@d/r", "c1@d");
-  *request.add_inputs() = Subscribe("u@d/r", "c3@d");
-  *request.add_inputs() = Subscribe("u@d/r", "c2@d");
-  xmpp::roster::v1::RosterBatchResponse response;
-  ASSERT_TRUE(Batch(request, &response).ok());
-  ASSERT_EQ(response.results_size(), 3);
-  for (const auto& r : response.results()) EXPECT_EQ(r.code(), 0) << r.message();
-  ASSERT_TRUE(written.load());
-  std::optional<RosterItemRecord> record = StoredEntry("u@d", "c2@d");
-  ASSERT_TRUE(record.has_value());
-  EXPECT_TRUE(record->to());
-  EXPECT_FALSE(record->pending_out()) << "decided from the entry read ahead, not the current one";
 }
 
 TEST_F(RosterGrpcServiceTest, TwoInputsForOneContactInAChainEndInTheSecondOnesState) {

@@ -610,6 +610,39 @@ TEST_F(RosterProcessorRedisTest, ReplayedRequestIsDeliveredAndStored) {
   EXPECT_EQ(pending->integer, 1);
 }
 
+// Entries read ahead (ReadPair) only seed the compare-and-swaps: when the user's entry changed
+// after it was read (another session's flow), the step decides from the entry as it is now.
+TEST_F(RosterProcessorRedisTest, AnEntryChangedAfterItWasReadAheadIsReadAgain) {
+  RosterProcessor::SubscriptionReads stale =
+      Sync(processor_->ReadPair(*Jid::Parse("u@d"), *Jid::Parse("c@d")));
+  ASSERT_TRUE(stale.mine.ok());
+  EXPECT_FALSE(stale.mine->has_value());
+  SetState("u@d", "c@d", Named("T"));
+  SetState("c@d", "u@d", Named("F"));
+  absl::StatusOr<RosterOutput> out = Sync(processor_->HandleSubscription(
+      *Jid::Parse("u@d/r"), Stanza("<presence type='subscribe' from='u@d' to='c@d' id='x'/>"),
+      std::move(stale)));
+  ASSERT_TRUE(out.ok()) << out.status();
+  // A subscribe in state To changes nothing (A.2.1): no Pending Out, no request stored at c.
+  EXPECT_EQ(StoredState("u@d", "c@d"), "T");
+  EXPECT_EQ(StoredState("c@d", "u@d"), "F");
+}
+
+// Reads of another pair than the stanza's are not used (the step reads its own): here the
+// other pair's contact has no account, which used for c would drop u's request silently.
+TEST_F(RosterProcessorRedisTest, ReadsOfAnotherPairAreNotUsed) {
+  RosterProcessor::SubscriptionReads other =
+      Sync(processor_->ReadPair(*Jid::Parse("u@d"), *Jid::Parse("nobody@d")));
+  ASSERT_TRUE(other.theirs.ok());
+  EXPECT_FALSE(other.theirs->user_exists);
+  absl::StatusOr<RosterOutput> out = Sync(processor_->HandleSubscription(
+      *Jid::Parse("u@d/r"), Stanza("<presence type='subscribe' from='u@d' to='c@d' id='x'/>"),
+      std::move(other)));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(StoredState("u@d", "c@d"), "N+O");
+  EXPECT_EQ(StoredState("c@d", "u@d"), "N+I");
+}
+
 TEST_F(RosterProcessorRedisTest, ContactsWithoutAccountsAreNotPaired) {
   SetState("u@d", "gone@d", Named("T"));
   RosterConsistency consistency(store_.get(), processor_.get());
