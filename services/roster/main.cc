@@ -4,6 +4,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/match.h"
 #include "core/base/log.h"
 #include "core/grpc/grpc_util.h"
 #include "core/service/service_runtime.h"
@@ -31,7 +32,9 @@ int main(int argc, char** argv) {
       "xc_roster", absl::GetFlag(FLAGS_redis), absl::GetFlag(FLAGS_admin_listen));
   XC_CHECK(runtime.ok()) << runtime.status();
   xc::RedisClient* redis = (*runtime)->redis();
-  std::unique_ptr<xc::RosterStore> store = xc::NewRedisRosterStore((*runtime)->async_redis());
+  const bool single_node = !absl::StartsWith(absl::GetFlag(FLAGS_redis), "cluster://");
+  std::unique_ptr<xc::RosterStore> store =
+      xc::NewRedisRosterStore((*runtime)->async_redis(), single_node);
   xc::RosterLimits limits;
   limits.max_items = static_cast<size_t>(absl::GetFlag(FLAGS_max_roster_items));
   limits.max_pending = static_cast<size_t>(absl::GetFlag(FLAGS_max_pending_requests));

@@ -17,6 +17,14 @@
 #include "proto/xmpp/store/v1/records.pb.h"
 
 namespace xc {
+
+struct AppliedEntryChange {
+  std::optional<xmpp::store::v1::RosterItemRecord> before;
+  std::optional<xmpp::store::v1::RosterItemRecord> after;
+  bool pushed = false;
+  int64_t version = 0;
+};
+
 namespace {
 
 using xmpp::presence::v1::Audience;
@@ -148,19 +156,49 @@ struct Change {
   bool force_version = false;  // a roster set always yields a push
 };
 
-struct Applied {
-  std::optional<RosterItemRecord> before;
-  std::optional<RosterItemRecord> after;
-  bool pushed = false;
-  int64_t version = 0;
+using Applied = AppliedEntryChange;
+
+using Decide = std::function<absl::StatusOr<Change>(const std::optional<RosterItemRecord>&)>;
+
+// One entry's change as decided from `raw` (what is stored now): the write that makes it, and
+// whether there is anything to write.
+struct Planned {
+  Applied applied;
+  ItemWrite write;
+  bool unchanged = false;
 };
+
+absl::StatusOr<Planned> Plan(std::optional<std::string> raw, size_t max_pending,
+                             const Decide& decide) {
+  std::optional<RosterItemRecord> before;
+  if (raw.has_value()) {
+    before.emplace();
+    if (!before->ParseFromString(*raw)) return absl::DataLossError("unreadable roster entry");
+  }
+  absl::StatusOr<Change> change = decide(before);
+  if (!change.ok()) return change.status();
+  if (change->next && IsEmpty(*change->next)) change->next.reset();
+  Planned p;
+  p.applied.before = before;
+  p.applied.after = change->next;
+  p.applied.pushed = change->force_version || VisibleKey(before) != VisibleKey(change->next);
+  p.write.expected = std::move(raw);
+  if (change->next) p.write.next = change->next->SerializeAsString();
+  p.write.bump_version = p.applied.pushed;
+  p.write.pending = change->pending;
+  p.write.pending_xml = change->pending_xml;
+  p.write.max_pending = max_pending;
+  p.unchanged = p.write.expected == p.write.next && change->pending == PendingOp::kKeep &&
+                !p.applied.pushed;
+  return p;
+}
 
 // Read, decide, compare-and-swap; on a lost race decide again from the fresh value. `first`
 // is the entry when the caller has just read it (saves the first read).
-Task<absl::StatusOr<Applied>> Mutate(
-    RosterStore* store, const Jid& user, const std::string& contact, size_t max_pending,
-    std::function<absl::StatusOr<Change>(const std::optional<RosterItemRecord>&)> decide,
-    std::optional<std::optional<std::string>> first) {
+Task<absl::StatusOr<Applied>> Mutate(RosterStore* store, const Jid& user,
+                                     const std::string& contact, size_t max_pending,
+                                     Decide decide,
+                                     std::optional<std::optional<std::string>> first) {
   const std::string owner = user.BareString();
   for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
     std::optional<std::string> raw;
@@ -171,36 +209,58 @@ Task<absl::StatusOr<Applied>> Mutate(
       if (!read.ok()) co_return read.status();
       raw = std::move(*read);
     }
-    std::optional<RosterItemRecord> before;
-    if (raw.has_value()) {
-      before.emplace();
-      if (!before->ParseFromString(*raw)) co_return absl::DataLossError("unreadable roster entry");
-    }
-    absl::StatusOr<Change> change = decide(before);
-    if (!change.ok()) co_return change.status();
-    if (change->next && IsEmpty(*change->next)) change->next.reset();
-    Applied applied;
-    applied.before = before;
-    applied.after = change->next;
-    applied.pushed = change->force_version || VisibleKey(before) != VisibleKey(change->next);
-    ItemWrite write;
-    write.expected = std::move(raw);
-    if (change->next) write.next = change->next->SerializeAsString();
-    write.bump_version = applied.pushed;
-    write.pending = change->pending;
-    write.pending_xml = change->pending_xml;
-    write.max_pending = max_pending;
-    bool unchanged = write.expected == write.next && change->pending == PendingOp::kKeep &&
-                     !applied.pushed;
-    if (unchanged) co_return applied;
-    absl::StatusOr<int64_t> version = co_await store->WriteItem(owner, contact, std::move(write));
+    absl::StatusOr<Planned> planned = Plan(std::move(raw), max_pending, decide);
+    if (!planned.ok()) co_return planned.status();
+    if (planned->unchanged) co_return planned->applied;
+    absl::StatusOr<int64_t> version =
+        co_await store->WriteItem(owner, contact, std::move(planned->write));
     if (version.ok()) {
-      applied.version = *version;
-      co_return applied;
+      planned->applied.version = *version;
+      co_return planned->applied;
     }
     if (version.status().code() != absl::StatusCode::kAborted) co_return version.status();
   }
   co_return absl::UnavailableError("roster entry too contended");
+}
+
+// The decisions of a subscription stanza's two steps, each from the entry as stored: the
+// sender's (outbound, §3 and A.2/A.4) and the receiver's (inbound, A.3/A.5). `outcome` receives
+// the transition.
+Decide OutboundDecision(SubscriptionVerb verb, OutboundOutcome* outcome) {
+  return [verb, outcome](const std::optional<RosterItemRecord>& before) -> absl::StatusOr<Change> {
+    RosterItemRecord rec = before.value_or(RosterItemRecord());
+    const SubscriptionState state = StateOf(rec);
+    *outcome = OutboundTransition(state, verb);
+    ApplyState(outcome->next, &rec);
+    // A subscribe or an approval makes the contact a roster item (§3.1.2, §3.1.5, §3.4).
+    bool creates =
+        (verb == SubscriptionVerb::kSubscribe || verb == SubscriptionVerb::kSubscribed) &&
+        !(outcome->next == state);
+    if (creates) rec.set_in_roster(true);
+    Change change;
+    change.next = rec;
+    if (outcome->delete_stored_request) change.pending = PendingOp::kDelete;
+    return change;
+  };
+}
+
+Decide InboundDecision(SubscriptionVerb verb, const std::string& stanza_xml,
+                       InboundOutcome* outcome) {
+  return [verb, &stanza_xml,
+          outcome](const std::optional<RosterItemRecord>& before) -> absl::StatusOr<Change> {
+    RosterItemRecord rec = before.value_or(RosterItemRecord());
+    *outcome = InboundTransition(StateOf(rec), verb);
+    ApplyState(outcome->next, &rec);
+    Change change;
+    change.next = rec;
+    if (outcome->store_request) {
+      change.pending = PendingOp::kSet;
+      change.pending_xml = stanza_xml;
+    } else if (outcome->delete_stored_request) {
+      change.pending = PendingOp::kDelete;
+    }
+    return change;
+  };
 }
 
 // Metrics of one applied step: a state change, and a waiting request stored or cleared (the
@@ -444,32 +504,30 @@ Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
   absl::StatusOr<std::optional<std::string>>& mine = read_ahead->mine;
   absl::StatusOr<OwnedItem>& theirs = read_ahead->theirs;
   if (!mine.ok()) co_return mine.status();
+  bool fresh = false;  // the entries read are known stale: every step reads again
+  // Both steps in one atomic write when the store can and the stanza goes on to the contact:
+  // decided from the two entries read, and taken only if neither changed since. Otherwise (or
+  // when that write finds a change) one step after the other, each its own compare-and-swap.
+  if (store_->WritesPairsAtomically() && theirs.ok() && theirs->user_exists) {
+    absl::StatusOr<bool> done =
+        co_await SubscriptionAsPair(user, contact, *verb, stanza, *mine, *theirs, &out);
+    if (!done.ok()) co_return done.status();
+    if (*done) co_return out;
+    fresh = true;
+  }
+  std::optional<std::optional<std::string>> first;
+  if (!fresh) first = std::move(*mine);
   OutboundOutcome outcome;
-  absl::StatusOr<Applied> applied = co_await Mutate(
-      store_, user, contact.BareString(), limits_.max_pending,
-      [&](const std::optional<RosterItemRecord>& before) -> absl::StatusOr<Change> {
-        RosterItemRecord rec = before.value_or(RosterItemRecord());
-        const SubscriptionState state = StateOf(rec);
-        outcome = OutboundTransition(state, *verb);
-        ApplyState(outcome.next, &rec);
-        // A subscribe or an approval makes the contact a roster item (§3.1.2, §3.1.5, §3.4).
-        bool creates = (*verb == SubscriptionVerb::kSubscribe ||
-                        *verb == SubscriptionVerb::kSubscribed) &&
-                       !(outcome.next == state);
-        if (creates) rec.set_in_roster(true);
-        Change change;
-        change.next = rec;
-        if (outcome.delete_stored_request) change.pending = PendingOp::kDelete;
-        return change;
-      },
-      std::move(*mine));
+  absl::StatusOr<Applied> applied =
+      co_await Mutate(store_, user, contact.BareString(), limits_.max_pending,
+                      OutboundDecision(*verb, &outcome), std::move(first));
   if (!applied.ok()) co_return applied.status();
   Count(*applied, VerbName(*verb), "outbound", &out);
   Flow flow{&out, {}};
   if (outcome.unavailable_first) AddSnapshot(user, contact, /*unavailable=*/true, &out);
   if (outcome.route) {
     std::optional<OwnedItem> read;
-    if (theirs.ok()) read = *std::move(theirs);
+    if (theirs.ok() && !fresh) read = *std::move(theirs);
     absl::Status s =
         co_await ProcessInbound(contact, user, *verb, stanza, 0, &flow, std::move(read));
     if (!s.ok()) co_return s;
@@ -482,6 +540,53 @@ Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
   absl::Status drained = co_await DrainDeferred(&flow);
   if (!drained.ok()) co_return drained;
   co_return out;
+}
+
+// HandleSubscription's two steps as one write (see there): the same decisions and the same
+// effects, in the same order, as one step after the other. False, with nothing written and
+// `out` untouched, when the outbound step does not go on to the contact, or when the write
+// found an entry changed or the contact's stored requests full (the step-by-step path then
+// decides again from fresh reads, and answers a full contact as it does).
+Task<absl::StatusOr<bool>> RosterProcessor::SubscriptionAsPair(
+    const Jid& user, const Jid& contact, SubscriptionVerb verb, const XmlElement& stanza,
+    const std::optional<std::string>& mine, const OwnedItem& theirs, RosterOutput* out) {
+  OutboundOutcome outcome;
+  absl::StatusOr<Planned> outbound =
+      Plan(mine, limits_.max_pending, OutboundDecision(verb, &outcome));
+  if (!outbound.ok()) co_return outbound.status();
+  if (!outcome.route) co_return false;
+  const std::string stanza_xml = SerializeXml(stanza);
+  InboundOutcome inbound_outcome;
+  absl::StatusOr<Planned> inbound =
+      Plan(theirs.record, limits_.max_pending, InboundDecision(verb, stanza_xml, &inbound_outcome));
+  if (!inbound.ok()) co_return inbound.status();
+  if (!outbound->unchanged || !inbound->unchanged) {
+    std::optional<ItemWrite> mine_write;
+    std::optional<ItemWrite> theirs_write;
+    if (!outbound->unchanged) mine_write = std::move(outbound->write);
+    if (!inbound->unchanged) theirs_write = std::move(inbound->write);
+    absl::StatusOr<std::pair<int64_t, int64_t>> versions = co_await store_->WritePair(
+        user.BareString(), contact.BareString(), std::move(mine_write), std::move(theirs_write));
+    if (absl::IsAborted(versions.status()) || absl::IsResourceExhausted(versions.status())) {
+      co_return false;
+    }
+    if (!versions.ok()) co_return versions.status();
+    outbound->applied.version = versions->first;
+    inbound->applied.version = versions->second;
+  }
+  Count(outbound->applied, VerbName(verb), "outbound", out);
+  Flow flow{out, {}};
+  if (outcome.unavailable_first) AddSnapshot(user, contact, /*unavailable=*/true, out);
+  InboundEffects(contact, user, verb, stanza, 0, &flow, inbound->applied, inbound_outcome);
+  const Applied& applied = outbound->applied;
+  if (applied.pushed) {
+    AddPush(user, contact.BareString(), applied.after ? &*applied.after : nullptr,
+            applied.version, out);
+  }
+  if (outcome.send_current_presence) AddSnapshot(user, contact, /*unavailable=*/false, out);
+  absl::Status drained = co_await DrainDeferred(&flow);
+  if (!drained.ok()) co_return drained;
+  co_return true;
 }
 
 Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleInbound(const Jid& receiver,
@@ -534,23 +639,9 @@ Task<absl::Status> RosterProcessor::ProcessInbound(Jid receiver, Jid sender,
   if (!owned->user_exists) co_return absl::OkStatus();  // A1: ignore silently, reveal nothing
   const std::string stanza_xml = SerializeXml(stanza);
   InboundOutcome outcome;
-  absl::StatusOr<Applied> applied = co_await Mutate(
-      store_, receiver, sender.BareString(), limits_.max_pending,
-      [&](const std::optional<RosterItemRecord>& before) -> absl::StatusOr<Change> {
-        RosterItemRecord rec = before.value_or(RosterItemRecord());
-        outcome = InboundTransition(StateOf(rec), verb);
-        ApplyState(outcome.next, &rec);
-        Change change;
-        change.next = rec;
-        if (outcome.store_request) {
-          change.pending = PendingOp::kSet;
-          change.pending_xml = stanza_xml;
-        } else if (outcome.delete_stored_request) {
-          change.pending = PendingOp::kDelete;
-        }
-        return change;
-      },
-      std::move(owned->record));
+  absl::StatusOr<Applied> applied =
+      co_await Mutate(store_, receiver, sender.BareString(), limits_.max_pending,
+                      InboundDecision(verb, stanza_xml, &outcome), std::move(owned->record));
   if (!applied.ok()) {
     if (absl::IsResourceExhausted(applied.status()) && depth == 0) {
       // The contact cannot keep more requests: tell the sender, change nothing more.
@@ -561,16 +652,25 @@ Task<absl::Status> RosterProcessor::ProcessInbound(Jid receiver, Jid sender,
     }
     co_return applied.status();
   }
-  Count(*applied, VerbName(verb), "inbound", out);
+  InboundEffects(receiver, sender, verb, stanza, depth, flow, *applied, outcome);
+  co_return absl::OkStatus();
+}
+
+void RosterProcessor::InboundEffects(const Jid& receiver, const Jid& sender,
+                                     SubscriptionVerb verb, const XmlElement& stanza, int depth,
+                                     Flow* flow, const Applied& applied,
+                                     const InboundOutcome& outcome) {
+  RosterOutput* out = flow->out;
+  Count(applied, VerbName(verb), "inbound", out);
   if (outcome.deliver) {
     Audience audience = verb == SubscriptionVerb::kSubscribe
                             ? xmpp::presence::v1::AUDIENCE_AVAILABLE
                             : xmpp::presence::v1::AUDIENCE_AVAILABLE_OR_INTERESTED;
     AddDelivery(receiver.BareString(), audience, stanza, false, out);
   }
-  if (applied->pushed) {
-    AddPush(receiver, sender.BareString(), applied->after ? &*applied->after : nullptr,
-            applied->version, out);
+  if (applied.pushed) {
+    AddPush(receiver, sender.BareString(), applied.after ? &*applied.after : nullptr,
+            applied.version, out);
   }
   if (outcome.unavailable_to_sender) {
     Deferred unavailable;  // back to the sender: after the sender's own push
@@ -596,7 +696,6 @@ Task<absl::Status> RosterProcessor::ProcessInbound(Jid receiver, Jid sender,
     presence.sender = sender;      // to
     flow->deferred.push_back(presence);
   }
-  co_return absl::OkStatus();
 }
 
 }  // namespace xc

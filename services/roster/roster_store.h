@@ -59,6 +59,17 @@ class RosterStore {
   // Current version, and every entry changed after `since`, oldest change first.
   virtual Task<absl::StatusOr<std::pair<int64_t, std::vector<RosterChange>>>> ChangesSince(
       std::string user, int64_t since) = 0;
+  // Both entries of a pair in one atomic step, where the store can do that (both users' keys on
+  // one node): `mine` changes user's entry for contact, `theirs` contact's entry for user;
+  // nullopt leaves that side alone (unchecked). Returns each side's new roster version (0 when
+  // not bumped). Aborted when either side's `expected` is stale, ResourceExhausted when a kSet
+  // would pass its max_pending: nothing is written then.
+  virtual bool WritesPairsAtomically() const { return false; }
+  virtual Task<absl::StatusOr<std::pair<int64_t, int64_t>>> WritePair(
+      std::string user, std::string contact, std::optional<ItemWrite> mine,
+      std::optional<ItemWrite> theirs) {
+    co_return absl::UnimplementedError("this store writes one entry at a time");
+  }
   virtual Task<absl::StatusOr<bool>> UserExists(std::string user) = 0;
   virtual Task<absl::StatusOr<int64_t>> EntryCount(std::string user) = 0;
 };

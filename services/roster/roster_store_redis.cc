@@ -37,6 +37,73 @@ end
 return 0
 )lua";
 
+// Two entries at once (each side as in kWriteItem, every check before any write).
+// KEYS: roster, version, log, pending of side 1, then of side 2.
+// ARGV: per side (10 each): present, contact, has_expected, expected, has_next, next, bump,
+// pending_op, pending_xml, max_pending. Returns {version 1, version 2}, or -1 / -2.
+const char kWritePair[] = R"lua(
+for s = 0, 1 do
+  local k, a = s * 4, s * 10
+  if ARGV[a + 1] == '1' then
+    local cur = redis.call('HGET', KEYS[k + 1], ARGV[a + 2])
+    if ARGV[a + 3] == '1' then
+      if (not cur) or cur ~= ARGV[a + 4] then return -1 end
+    elseif cur then
+      return -1
+    end
+    if ARGV[a + 8] == 'set' and redis.call('HEXISTS', KEYS[k + 4], ARGV[a + 2]) == 0 and
+       redis.call('HLEN', KEYS[k + 4]) >= tonumber(ARGV[a + 10]) then
+      return -2
+    end
+  end
+end
+local out = {0, 0}
+for s = 0, 1 do
+  local k, a = s * 4, s * 10
+  if ARGV[a + 1] == '1' then
+    if ARGV[a + 8] == 'set' then
+      redis.call('HSET', KEYS[k + 4], ARGV[a + 2], ARGV[a + 9])
+    elseif ARGV[a + 8] == 'del' then
+      redis.call('HDEL', KEYS[k + 4], ARGV[a + 2])
+    end
+    if ARGV[a + 5] == '1' then
+      redis.call('HSET', KEYS[k + 1], ARGV[a + 2], ARGV[a + 6])
+    else
+      redis.call('HDEL', KEYS[k + 1], ARGV[a + 2])
+    end
+    if ARGV[a + 7] == '1' then
+      out[s + 1] = redis.call('INCR', KEYS[k + 2])
+      redis.call('ZADD', KEYS[k + 3], out[s + 1], ARGV[a + 2])
+    end
+  end
+end
+return out
+)lua";
+
+const char* PendingName(PendingOp op) {
+  return op == PendingOp::kSet ? "set" : op == PendingOp::kDelete ? "del" : "";
+}
+
+// One side of kWritePair: its keys, and its ten arguments.
+void AddSide(const std::string& owner, std::string contact, std::optional<ItemWrite> w,
+             std::vector<std::string>* keys, std::vector<std::string>* args) {
+  for (std::string key : {keys::Roster(owner), keys::RosterVersion(owner), keys::RosterLog(owner),
+                          keys::Pending(owner)}) {
+    keys->push_back(std::move(key));
+  }
+  const bool present = w.has_value();
+  ItemWrite none;
+  ItemWrite& write = present ? *w : none;
+  for (std::string arg : {std::string(present ? "1" : "0"), std::move(contact),
+                          std::string(write.expected ? "1" : "0"), write.expected.value_or(""),
+                          std::string(write.next ? "1" : "0"), write.next.value_or(""),
+                          std::string(write.bump_version ? "1" : "0"),
+                          std::string(PendingName(write.pending)), std::move(write.pending_xml),
+                          std::to_string(write.max_pending)}) {
+    args->push_back(std::move(arg));
+  }
+}
+
 // KEYS: roster, version.
 const char kReadRoster[] = R"lua(
 return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1])}
@@ -62,8 +129,34 @@ int64_t ToInt(const RedisReply& r) {
 
 class RedisRosterStore final : public RosterStore {
  public:
-  explicit RedisRosterStore(AsyncRedisClient* redis)
-      : redis_(redis), write_(kWriteItem), read_(kReadRoster), changes_(kChangesSince) {}
+  RedisRosterStore(AsyncRedisClient* redis, bool single_node)
+      : redis_(redis),
+        single_node_(single_node),
+        write_(kWriteItem),
+        write_pair_(kWritePair),
+        read_(kReadRoster),
+        changes_(kChangesSince) {}
+
+  bool WritesPairsAtomically() const override { return single_node_; }
+
+  Task<absl::StatusOr<std::pair<int64_t, int64_t>>> WritePair(
+      std::string user, std::string contact, std::optional<ItemWrite> mine,
+      std::optional<ItemWrite> theirs) override {
+    if (!single_node_) co_return absl::UnimplementedError("pair writes need one Redis node");
+    std::vector<std::string> keys;
+    std::vector<std::string> args;
+    AddSide(user, contact, std::move(mine), &keys, &args);
+    AddSide(contact, user, std::move(theirs), &keys, &args);
+    absl::StatusOr<RedisReply> r =
+        co_await RunScript(*redis_, write_pair_, std::move(keys), std::move(args));
+    if (!r.ok()) co_return r.status();
+    if (r->type == RedisReply::Type::kInteger) {
+      if (r->integer == -2) co_return absl::ResourceExhaustedError("too many waiting requests");
+      co_return absl::AbortedError("roster entry changed concurrently");
+    }
+    if (r->elements.size() != 2) co_return absl::InternalError("unexpected pair write reply");
+    co_return std::make_pair(ToInt(r->elements[0]), ToInt(r->elements[1]));
+  }
 
   Task<absl::StatusOr<std::optional<std::string>>> GetItem(std::string user,
                                                            std::string contact) override {
@@ -161,15 +254,17 @@ class RedisRosterStore final : public RosterStore {
 
  private:
   AsyncRedisClient* redis_;
+  const bool single_node_;
   RedisScript write_;
+  RedisScript write_pair_;
   RedisScript read_;
   RedisScript changes_;
 };
 
 }  // namespace
 
-std::unique_ptr<RosterStore> NewRedisRosterStore(AsyncRedisClient* redis) {
-  return std::make_unique<RedisRosterStore>(redis);
+std::unique_ptr<RosterStore> NewRedisRosterStore(AsyncRedisClient* redis, bool single_node) {
+  return std::make_unique<RedisRosterStore>(redis, single_node);
 }
 
 }  // namespace xc

@@ -30,7 +30,7 @@ class RosterRedisFixture : public ::testing::Test {
     RedisConnectionOptions options;
     options.port = server_->port();
     async_ = NewAsyncRedisClient(&loop_, options);
-    store_ = NewRedisRosterStore(async_.get());
+    store_ = NewRedisRosterStore(async_.get(), single_node_);
     processor_ = std::make_unique<RosterProcessor>(store_.get());
   }
 
@@ -42,6 +42,8 @@ class RosterRedisFixture : public ::testing::Test {
   }
 
   static inline testing::RedisServer* server_ = nullptr;
+  // Whether the store may change both entries of a pair in one script (set before SetUp).
+  bool single_node_ = true;
   EventLoop loop_;
   std::unique_ptr<RedisClient> redis_;
   std::unique_ptr<AsyncRedisClient> async_;
