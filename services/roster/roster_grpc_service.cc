@@ -366,6 +366,11 @@ std::optional<Pair> PairOf(const xmpp::roster::v1::SubscriptionRequest& s) {
 
 }  // namespace
 
+// Inputs of one run at most: longer chains (a client's burst) become several runs, the next
+// one's state changes computed while the one before is with the router, which bounds what one
+// session holds in flight.
+constexpr size_t kMaxRun = 4;
+
 // A chain's runs: a roster IQ (which may touch any entry of the roster) is a run of its own;
 // subscription inputs join the current run until one has the contact of an input already in
 // it. The inputs of a run touch disjoint entries.
@@ -385,7 +390,7 @@ std::vector<std::vector<int>> RosterGrpcService::Runs(
     std::string contact = pair ? pair->contact.BareString() : std::string();
     const bool repeated = pair.has_value() &&
                           std::find(contacts.begin(), contacts.end(), contact) != contacts.end();
-    if (!open || repeated) {
+    if (!open || repeated || runs.back().size() >= kMaxRun) {
       runs.emplace_back();
       contacts.clear();
       open = true;

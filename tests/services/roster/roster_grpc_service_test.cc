@@ -329,6 +329,25 @@ TEST_F(RosterGrpcServiceTest, OneSessionsInputsAreStoredTogetherAndLeaveAsOneSeq
   EXPECT_EQ(Describe(calls), (std::vector<std::string>{"c1@d", "then c2@d", "then c3@d"}));
 }
 
+TEST_F(RosterGrpcServiceTest, ALongChainGoesAsRunsOfFourInOrder) {
+  AddAccounts({"c4@d", "c5@d", "c6@d"});
+  Start(std::chrono::milliseconds(0));
+  xmpp::roster::v1::RosterBatchRequest request;
+  for (const char* c : {"c1@d", "c2@d", "c3@d", "c4@d", "c5@d", "c6@d"}) {
+    *request.add_inputs() = Subscribe("u@d/r", c);
+  }
+  xmpp::roster::v1::RosterBatchResponse response;
+  ASSERT_TRUE(Batch(request, &response).ok());
+  ASSERT_EQ(response.results_size(), 6);
+  for (const auto& r : response.results()) EXPECT_EQ(r.code(), 0) << r.message();
+  // The second run leaves once the first was accepted, as a sequence of its own.
+  std::vector<RecordingRouter::Call> calls = router_->calls();
+  EXPECT_EQ(Describe(calls), (std::vector<std::string>{"c1@d", "then c2@d", "then c3@d",
+                                                       "then c4@d", "c5@d", "then c6@d"}));
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_GE(calls[1].arrived, calls[0].answered);
+}
+
 TEST_F(RosterGrpcServiceTest, AFlowThatFailsTransientlyIsSentAgainWithTheFlowsAfterIt) {
   Start(std::chrono::milliseconds(0));
   router_->fail_with = [](size_t call, int flow) {
