@@ -468,8 +468,8 @@ Task<bool> RosterGrpcService::BatchChain(const xmpp::roster::v1::RosterBatchRequ
 }
 
 // Inputs of different sessions run concurrently; the inputs of one session (a gateway sends a
-// stream's queued subscriptions together) run one after another in request order, each with its
-// effects dispatched before the next starts: the stream is processed in order (RFC 6120 §10.1).
+// stream's queued subscriptions together) form a chain that takes effect in request order
+// (BatchChain): the stream is processed in order (RFC 6120 §10.1).
 Task<grpc::Status> RosterGrpcService::Batch(const xmpp::roster::v1::RosterBatchRequest& request,
                                             xmpp::roster::v1::RosterBatchResponse* response) {
   // Every result exists before any chain runs: input i's is response->results(i).
