@@ -11,6 +11,17 @@
 
 namespace xc {
 
+// One run of a session's chain (see Runs): its inputs, and the pair of entries each
+// subscription input touches ([k] for inputs[k]; nullopt: it touches none it could share).
+struct RosterRun {
+  struct Pair {
+    Jid user;
+    Jid contact;
+  };
+  std::vector<int> inputs;
+  std::vector<std::optional<Pair>> pairs;
+};
+
 namespace {
 
 CallBatcherOptions DispatchBatching(metrics::Registry* registry) {
@@ -208,8 +219,7 @@ Task<absl::Status> RosterGrpcService::Complete(absl::StatusOr<RosterOutput> outp
   if (!output.ok()) co_return output.status();
   absl::Status dispatched = co_await DispatchEffects(*output, origin);
   if (!dispatched.ok()) co_return dispatched;
-  Record(*output);
-  for (const XmlElement& reply : output->replies) ToStanzaProto(reply, replies->Add());
+  Finish(*output, replies);
   co_return absl::OkStatus();
 }
 
@@ -292,9 +302,9 @@ Task<absl::Status> RosterGrpcService::Check(const xmpp::roster::v1::CheckRosterR
   co_return absl::OkStatus();
 }
 
-void RosterGrpcService::Finish(const RosterOutput& output, xmpp::roster::v1::RosterResult* result) {
+void RosterGrpcService::Finish(const RosterOutput& output, Replies* replies) {
   Record(output);
-  for (const XmlElement& reply : output.replies) ToStanzaProto(reply, result->add_replies());
+  for (const XmlElement& reply : output.replies) ToStanzaProto(reply, replies->Add());
 }
 
 namespace {
@@ -318,7 +328,7 @@ Task<bool> RosterGrpcService::CompleteRun(std::vector<absl::StatusOr<RosterOutpu
     if (!outputs[k].ok()) {
       SetError(outputs[k].status(), results[k]);
     } else if (outputs[k]->effects.empty()) {
-      Finish(*outputs[k], results[k]);
+      Finish(*outputs[k], results[k]->mutable_replies());
     } else {
       sent.push_back(k);
       flows.push_back(&*outputs[k]);
@@ -330,7 +340,7 @@ Task<bool> RosterGrpcService::CompleteRun(std::vector<absl::StatusOr<RosterOutpu
       co_await DispatchInOrder(std::move(flows), origin_gateway, std::move(items));
   for (size_t j = 0; j < sent.size(); ++j) {
     if (done[j].ok()) {
-      Finish(*outputs[sent[j]], results[sent[j]]);
+      Finish(*outputs[sent[j]], results[sent[j]]->mutable_replies());
     } else {
       SetError(done[j], results[sent[j]]);
     }
@@ -348,23 +358,15 @@ const std::string& SessionOf(const xmpp::roster::v1::RosterInput& input) {
 // The entries a subscription input's flow touches are those of its pair: the user's for the
 // contact and the contact's for the user. The pair comes from the request's fields (the
 // gateway fills `to` from the stanza it sends); nullopt when the input touches no entry (a
-// roster IQ is handled apart; a stanza to oneself, to a domain or to a malformed address
-// changes nothing).
-struct Pair {
-  Jid user;
-  Jid contact;
-};
-
-std::optional<Pair> PairOf(const xmpp::roster::v1::SubscriptionRequest& s) {
+// stanza to oneself, to a domain or to a malformed address changes nothing).
+std::optional<RosterRun::Pair> PairOf(const xmpp::roster::v1::SubscriptionRequest& s) {
   absl::StatusOr<Jid> user = Jid::Parse(s.session_jid());
   absl::StatusOr<Jid> contact = Jid::Parse(s.presence().to());
   if (!user.ok() || !contact.ok()) return std::nullopt;
-  Pair pair{user->Bare(), contact->Bare()};
+  RosterRun::Pair pair{user->Bare(), contact->Bare()};
   if (pair.contact.local().empty() || pair.contact == pair.user) return std::nullopt;
   return pair;
 }
-
-}  // namespace
 
 // Inputs of one run at most: longer chains (a client's burst) become several runs, the next
 // one's state changes computed while the one before is with the router, which bounds what one
@@ -373,49 +375,48 @@ constexpr size_t kMaxRun = 4;
 
 // A chain's runs: a roster IQ (which may touch any entry of the roster) is a run of its own;
 // subscription inputs join the current run until one has the contact of an input already in
-// it. The inputs of a run touch disjoint entries.
-std::vector<std::vector<int>> RosterGrpcService::Runs(
-    const xmpp::roster::v1::RosterBatchRequest& request, const std::vector<int>& chain) {
-  std::vector<std::vector<int>> runs;
-  std::vector<std::string> contacts;  // of the current run
-  bool open = false;                  // the current run takes more subscription inputs
+// it, or the run is full. The inputs of a run touch disjoint entries.
+std::vector<RosterRun> Runs(const xmpp::roster::v1::RosterBatchRequest& request,
+                            const std::vector<int>& chain) {
+  std::vector<RosterRun> runs;
+  bool open = false;  // the current run takes more subscription inputs
   for (int index : chain) {
     const xmpp::roster::v1::RosterInput& input = request.inputs(index);
     if (!input.has_subscription()) {
-      runs.emplace_back(1, index);
+      runs.push_back(RosterRun{{index}, {std::nullopt}});
       open = false;
       continue;
     }
-    std::optional<Pair> pair = PairOf(input.subscription());
-    std::string contact = pair ? pair->contact.BareString() : std::string();
-    const bool repeated = pair.has_value() &&
-                          std::find(contacts.begin(), contacts.end(), contact) != contacts.end();
-    if (!open || repeated || runs.back().size() >= kMaxRun) {
+    std::optional<RosterRun::Pair> pair = PairOf(input.subscription());
+    const bool repeated =
+        pair.has_value() && open &&
+        std::any_of(runs.back().pairs.begin(), runs.back().pairs.end(),
+                    [&](const std::optional<RosterRun::Pair>& p) {
+                      return p.has_value() && p->contact == pair->contact;
+                    });
+    if (!open || repeated || runs.back().inputs.size() >= kMaxRun) {
       runs.emplace_back();
-      contacts.clear();
       open = true;
     }
-    runs.back().push_back(index);
-    if (pair) contacts.push_back(std::move(contact));
+    runs.back().inputs.push_back(index);
+    runs.back().pairs.push_back(std::move(pair));
   }
   return runs;
 }
 
+}  // namespace
+
 // The first reads of a run's subscription inputs (both entries of each pair), all in one
-// round trip; [k] for run[k]. They only seed the compare-and-swaps: what another session
-// changes meanwhile makes a step fail its swap and read again.
-Task<std::vector<RosterGrpcService::ReadAhead>> RosterGrpcService::ReadRun(
-    const xmpp::roster::v1::RosterBatchRequest& request, const std::vector<int>& run) {
-  std::vector<ReadAhead> ahead(run.size());
+// round trip; [k] for run.inputs[k]. They only seed the compare-and-swaps: what another
+// session changes meanwhile makes a step fail its swap and read again.
+Task<std::vector<RosterGrpcService::ReadAhead>> RosterGrpcService::ReadRun(const RosterRun& run) {
+  std::vector<ReadAhead> ahead(run.inputs.size());
   std::vector<size_t> read_for;  // run positions, in the order of `reads`
   std::vector<Task<RosterProcessor::SubscriptionReads>> reads;
-  for (size_t k = 0; k < run.size(); ++k) {
-    const xmpp::roster::v1::RosterInput& input = request.inputs(run[k]);
-    if (!input.has_subscription()) continue;
-    std::optional<Pair> pair = PairOf(input.subscription());
-    if (!pair) continue;
+  for (size_t k = 0; k < run.pairs.size(); ++k) {
+    if (!run.pairs[k]) continue;
     read_for.push_back(k);
-    reads.push_back(processor_->ReadPair(pair->user, pair->contact));
+    reads.push_back(processor_->ReadPair(run.pairs[k]->user, run.pairs[k]->contact));
   }
   if (reads.empty()) co_return ahead;
   std::vector<RosterProcessor::SubscriptionReads> done = co_await WhenAll(std::move(reads));
@@ -428,14 +429,14 @@ Task<std::vector<RosterGrpcService::ReadAhead>> RosterGrpcService::ReadRun(
 // the order of the run (one connection, one turn), so a user's roster versions still follow
 // the stream.
 Task<std::vector<absl::StatusOr<RosterOutput>>> RosterGrpcService::ComputeRun(
-    const xmpp::roster::v1::RosterBatchRequest& request, std::vector<int> run) {
+    const xmpp::roster::v1::RosterBatchRequest& request, const RosterRun& run) {
   std::vector<ReadAhead> ahead;
-  if (run.size() > 1) ahead = co_await ReadRun(request, run);
-  ahead.resize(run.size());
+  if (run.inputs.size() > 1) ahead = co_await ReadRun(run);
+  ahead.resize(run.inputs.size());
   std::vector<Task<absl::StatusOr<RosterOutput>>> tasks;
-  tasks.reserve(run.size());
-  for (size_t k = 0; k < run.size(); ++k) {
-    tasks.push_back(ComputeInput(request.inputs(run[k]), std::move(ahead[k])));
+  tasks.reserve(run.inputs.size());
+  for (size_t k = 0; k < run.inputs.size(); ++k) {
+    tasks.push_back(ComputeInput(request.inputs(run.inputs[k]), std::move(ahead[k])));
   }
   co_return co_await WhenAll(std::move(tasks));
 }
@@ -449,11 +450,11 @@ Task<bool> RosterGrpcService::BatchChain(const xmpp::roster::v1::RosterBatchRequ
                                          std::vector<int> chain,
                                          xmpp::roster::v1::RosterBatchResponse* response) {
   if (chain.empty()) co_return true;
-  std::vector<std::vector<int>> runs = Runs(request, chain);
+  const std::vector<RosterRun> runs = Runs(request, chain);
   std::vector<absl::StatusOr<RosterOutput>> outputs = co_await ComputeRun(request, runs[0]);
   for (size_t r = 0; r < runs.size(); ++r) {
     std::vector<xmpp::roster::v1::RosterResult*> results;
-    for (int index : runs[r]) results.push_back(response->mutable_results(index));
+    for (int index : runs[r].inputs) results.push_back(response->mutable_results(index));
     Task<bool> complete =
         CompleteRun(std::move(outputs), request.origin_gateway(), std::move(results));
     if (r + 1 == runs.size()) {

@@ -16,6 +16,8 @@
 
 namespace xc {
 
+struct RosterRun;  // roster_grpc_service.cc
+
 // Where a flow's deliveries to the calling gateway's sessions go: back in the answer (`items`),
 // or with `items` null through the router's Deliver like any other.
 struct FlowOrigin {
@@ -62,18 +64,15 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Callback
   Task<bool> BatchChain(const xmpp::roster::v1::RosterBatchRequest& request,
                         std::vector<int> chain,
                         xmpp::roster::v1::RosterBatchResponse* response);
-  // A chain's runs of inputs that touch disjoint entries (see BatchChain).
-  static std::vector<std::vector<int>> Runs(const xmpp::roster::v1::RosterBatchRequest& request,
-                                            const std::vector<int>& chain);
   // An input's state change (parsed, run again after transient failures within a bound)...
   using ReadAhead = std::optional<RosterProcessor::SubscriptionReads>;
   Task<absl::StatusOr<RosterOutput>> ComputeInput(const xmpp::roster::v1::RosterInput& input,
                                                   ReadAhead read_ahead);
-  // A run's inputs, all at once, after their first reads (ReadRun: [k] for run[k]).
+  // A run of a chain's inputs that touch disjoint entries (see BatchChain), all at once, after
+  // their first reads (ReadRun: [k] for the run's k-th input).
   Task<std::vector<absl::StatusOr<RosterOutput>>> ComputeRun(
-      const xmpp::roster::v1::RosterBatchRequest& request, std::vector<int> run);
-  Task<std::vector<ReadAhead>> ReadRun(const xmpp::roster::v1::RosterBatchRequest& request,
-                                       const std::vector<int>& run);
+      const xmpp::roster::v1::RosterBatchRequest& request, const RosterRun& run);
+  Task<std::vector<ReadAhead>> ReadRun(const RosterRun& run);
   Task<absl::StatusOr<RosterOutput>> ComputeIq(const xmpp::roster::v1::RosterIqRequest& request);
   Task<absl::StatusOr<RosterOutput>> ComputeSubscription(
       const xmpp::roster::v1::SubscriptionRequest& request, ReadAhead read_ahead);
@@ -87,7 +86,8 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Callback
   Task<bool> CompleteRun(std::vector<absl::StatusOr<RosterOutput>> outputs,
                          const std::string& origin_gateway,
                          std::vector<xmpp::roster::v1::RosterResult*> results);
-  void Finish(const RosterOutput& output, xmpp::roster::v1::RosterResult* result);
+  // A completed output's metrics and replies.
+  void Finish(const RosterOutput& output, Replies* replies);
   Task<absl::Status> DispatchEffects(const RosterOutput& output, Origin origin);
   // items[k] (null: none) receives what outputs[k] delivers to origin_gateway's sessions.
   Task<std::vector<absl::Status>> DispatchInOrder(

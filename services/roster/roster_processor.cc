@@ -263,6 +263,53 @@ Decide InboundDecision(SubscriptionVerb verb, const std::string& stanza_xml,
   };
 }
 
+// A subscription stanza's outbound and inbound steps as one write (RosterStore::WritePair),
+// decided from the two entries read: `written` when taken. Not taken, with nothing written,
+// when the outbound step does not go on to the contact (the entries read are still good), or
+// when the write found an entry changed or the contact's stored requests full (`stale`: the
+// steps then decide again, one after the other, from fresh reads, and answer a full contact
+// as they do).
+struct BothSteps {
+  bool written = false;
+  bool stale = false;
+  OutboundOutcome outcome;
+  Applied outbound;
+  InboundOutcome inbound_outcome;
+  Applied inbound;
+};
+
+Task<absl::StatusOr<BothSteps>> WriteBothSteps(RosterStore* store, size_t max_pending,
+                                               const Jid& user, const Jid& contact,
+                                               SubscriptionVerb verb, const XmlElement& stanza,
+                                               const std::optional<std::string>& mine,
+                                               const OwnedItem& theirs) {
+  BothSteps both;
+  absl::StatusOr<Planned> outbound = Plan(mine, max_pending, OutboundDecision(verb, &both.outcome));
+  if (!outbound.ok()) co_return outbound.status();
+  if (!both.outcome.route) co_return both;
+  const std::string stanza_xml = SerializeXml(stanza);
+  absl::StatusOr<Planned> inbound =
+      Plan(theirs.record, max_pending, InboundDecision(verb, stanza_xml, &both.inbound_outcome));
+  if (!inbound.ok()) co_return inbound.status();
+  std::optional<ItemWrite> mine_write;
+  std::optional<ItemWrite> theirs_write;
+  if (!outbound->unchanged) mine_write = std::move(outbound->write);
+  if (!inbound->unchanged) theirs_write = std::move(inbound->write);
+  absl::StatusOr<std::pair<int64_t, int64_t>> versions = co_await store->WritePair(
+      user.BareString(), contact.BareString(), std::move(mine_write), std::move(theirs_write));
+  if (absl::IsAborted(versions.status()) || absl::IsResourceExhausted(versions.status())) {
+    both.stale = true;
+    co_return both;
+  }
+  if (!versions.ok()) co_return versions.status();
+  both.written = true;
+  both.outbound = std::move(outbound->applied);
+  both.outbound.version = versions->first;
+  both.inbound = std::move(inbound->applied);
+  both.inbound.version = versions->second;
+  co_return both;
+}
+
 // Metrics of one applied step: a state change, and a waiting request stored or cleared (the
 // stored request and the Pending In flag change together).
 void Count(const Applied& a, absl::string_view verb, absl::string_view direction,
@@ -504,30 +551,33 @@ Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
   absl::StatusOr<std::optional<std::string>>& mine = read_ahead->mine;
   absl::StatusOr<OwnedItem>& theirs = read_ahead->theirs;
   if (!mine.ok()) co_return mine.status();
-  bool fresh = false;  // the entries read are known stale: every step reads again
   // Both steps in one atomic write when the store can and the stanza goes on to the contact:
   // decided from the two entries read, and taken only if neither changed since. Otherwise (or
   // when that write finds a change) one step after the other, each its own compare-and-swap.
+  BothSteps both;
   if (store_->WritesPairsAtomically() && theirs.ok() && theirs->user_exists) {
-    absl::StatusOr<bool> done =
-        co_await SubscriptionAsPair(user, contact, *verb, stanza, *mine, *theirs, &out);
-    if (!done.ok()) co_return done.status();
-    if (*done) co_return out;
-    fresh = true;
+    absl::StatusOr<BothSteps> written = co_await WriteBothSteps(
+        store_, limits_.max_pending, user, contact, *verb, stanza, *mine, *theirs);
+    if (!written.ok()) co_return written.status();
+    both = std::move(*written);
   }
-  std::optional<std::optional<std::string>> first;
-  if (!fresh) first = std::move(*mine);
-  OutboundOutcome outcome;
-  absl::StatusOr<Applied> applied =
-      co_await Mutate(store_, user, contact.BareString(), limits_.max_pending,
-                      OutboundDecision(*verb, &outcome), std::move(first));
-  if (!applied.ok()) co_return applied.status();
+  OutboundOutcome outcome = both.outcome;
+  absl::StatusOr<Applied> applied = both.outbound;
+  if (!both.written) {
+    std::optional<std::optional<std::string>> first;
+    if (!both.stale) first = std::move(*mine);
+    applied = co_await Mutate(store_, user, contact.BareString(), limits_.max_pending,
+                              OutboundDecision(*verb, &outcome), std::move(first));
+    if (!applied.ok()) co_return applied.status();
+  }
   Count(*applied, VerbName(*verb), "outbound", &out);
   Flow flow{&out, {}};
   if (outcome.unavailable_first) AddSnapshot(user, contact, /*unavailable=*/true, &out);
-  if (outcome.route) {
+  if (outcome.route && both.written) {
+    InboundEffects(contact, user, *verb, stanza, 0, &flow, both.inbound, both.inbound_outcome);
+  } else if (outcome.route) {
     std::optional<OwnedItem> read;
-    if (theirs.ok() && !fresh) read = *std::move(theirs);
+    if (theirs.ok() && !both.stale) read = *std::move(theirs);
     absl::Status s =
         co_await ProcessInbound(contact, user, *verb, stanza, 0, &flow, std::move(read));
     if (!s.ok()) co_return s;
@@ -540,53 +590,6 @@ Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
   absl::Status drained = co_await DrainDeferred(&flow);
   if (!drained.ok()) co_return drained;
   co_return out;
-}
-
-// HandleSubscription's two steps as one write (see there): the same decisions and the same
-// effects, in the same order, as one step after the other. False, with nothing written and
-// `out` untouched, when the outbound step does not go on to the contact, or when the write
-// found an entry changed or the contact's stored requests full (the step-by-step path then
-// decides again from fresh reads, and answers a full contact as it does).
-Task<absl::StatusOr<bool>> RosterProcessor::SubscriptionAsPair(
-    const Jid& user, const Jid& contact, SubscriptionVerb verb, const XmlElement& stanza,
-    const std::optional<std::string>& mine, const OwnedItem& theirs, RosterOutput* out) {
-  OutboundOutcome outcome;
-  absl::StatusOr<Planned> outbound =
-      Plan(mine, limits_.max_pending, OutboundDecision(verb, &outcome));
-  if (!outbound.ok()) co_return outbound.status();
-  if (!outcome.route) co_return false;
-  const std::string stanza_xml = SerializeXml(stanza);
-  InboundOutcome inbound_outcome;
-  absl::StatusOr<Planned> inbound =
-      Plan(theirs.record, limits_.max_pending, InboundDecision(verb, stanza_xml, &inbound_outcome));
-  if (!inbound.ok()) co_return inbound.status();
-  if (!outbound->unchanged || !inbound->unchanged) {
-    std::optional<ItemWrite> mine_write;
-    std::optional<ItemWrite> theirs_write;
-    if (!outbound->unchanged) mine_write = std::move(outbound->write);
-    if (!inbound->unchanged) theirs_write = std::move(inbound->write);
-    absl::StatusOr<std::pair<int64_t, int64_t>> versions = co_await store_->WritePair(
-        user.BareString(), contact.BareString(), std::move(mine_write), std::move(theirs_write));
-    if (absl::IsAborted(versions.status()) || absl::IsResourceExhausted(versions.status())) {
-      co_return false;
-    }
-    if (!versions.ok()) co_return versions.status();
-    outbound->applied.version = versions->first;
-    inbound->applied.version = versions->second;
-  }
-  Count(outbound->applied, VerbName(verb), "outbound", out);
-  Flow flow{out, {}};
-  if (outcome.unavailable_first) AddSnapshot(user, contact, /*unavailable=*/true, out);
-  InboundEffects(contact, user, verb, stanza, 0, &flow, inbound->applied, inbound_outcome);
-  const Applied& applied = outbound->applied;
-  if (applied.pushed) {
-    AddPush(user, contact.BareString(), applied.after ? &*applied.after : nullptr,
-            applied.version, out);
-  }
-  if (outcome.send_current_presence) AddSnapshot(user, contact, /*unavailable=*/false, out);
-  absl::Status drained = co_await DrainDeferred(&flow);
-  if (!drained.ok()) co_return drained;
-  co_return true;
 }
 
 Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleInbound(const Jid& receiver,

@@ -103,12 +103,6 @@ class RosterProcessor {
                                     const XmlElement& stanza, int depth, Flow* flow,
                                     std::optional<OwnedItem> read);
   Task<absl::Status> DrainDeferred(Flow* flow);
-  // HandleSubscription's outbound and inbound steps in one write (RosterStore::WritePair),
-  // from the entries read; false when that does not apply or the write lost a race.
-  Task<absl::StatusOr<bool>> SubscriptionAsPair(const Jid& user, const Jid& contact,
-                                                SubscriptionVerb verb, const XmlElement& stanza,
-                                                const std::optional<std::string>& mine,
-                                                const OwnedItem& theirs, RosterOutput* out);
   // What an inbound step that changed `applied` produces (deliveries, pushes, deferred work).
   void InboundEffects(const Jid& receiver, const Jid& sender, SubscriptionVerb verb,
                       const XmlElement& stanza, int depth, Flow* flow,

@@ -6,75 +6,45 @@
 namespace xc {
 namespace {
 
-// KEYS: roster, version, log, pending.
-// ARGV: contact, has_expected, expected, has_next, next, bump, pending_op, pending_xml, max_pending
-const char kWriteItem[] = R"lua(
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if ARGV[2] == '1' then
-  if (not cur) or cur ~= ARGV[3] then return -1 end
-elseif cur then
-  return -1
-end
-if ARGV[7] == 'set' then
-  if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0 and
-     redis.call('HLEN', KEYS[4]) >= tonumber(ARGV[9]) then
+// One or two entries in one atomic step (two only where both users' keys are on one node).
+// Per entry, KEYS: roster, version, log, pending; ARGV (9): contact, has_expected, expected,
+// has_next, next, bump, pending_op, pending_xml, max_pending. Every entry is compared with what
+// was read, and the waiting-request cap checked, before anything is written; then each entry
+// is written or deleted, its waiting request set or deleted, and, when visible, the version
+// bumped and the contact logged. Returns each entry's new version (0: not bumped), or -1 (an
+// entry changed) / -2 (too many waiting requests).
+const char kWriteEntries[] = R"lua(
+local n = #KEYS / 4
+for s = 0, n - 1 do
+  local k, a = s * 4, s * 9
+  local cur = redis.call('HGET', KEYS[k + 1], ARGV[a + 1])
+  if ARGV[a + 2] == '1' then
+    if (not cur) or cur ~= ARGV[a + 3] then return -1 end
+  elseif cur then
+    return -1
+  end
+  if ARGV[a + 7] == 'set' and redis.call('HEXISTS', KEYS[k + 4], ARGV[a + 1]) == 0 and
+     redis.call('HLEN', KEYS[k + 4]) >= tonumber(ARGV[a + 9]) then
     return -2
   end
-  redis.call('HSET', KEYS[4], ARGV[1], ARGV[8])
-elseif ARGV[7] == 'del' then
-  redis.call('HDEL', KEYS[4], ARGV[1])
 end
-if ARGV[4] == '1' then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[5])
-else
-  redis.call('HDEL', KEYS[1], ARGV[1])
-end
-if ARGV[6] == '1' then
-  local ver = redis.call('INCR', KEYS[2])
-  redis.call('ZADD', KEYS[3], ver, ARGV[1])
-  return ver
-end
-return 0
-)lua";
-
-// Two entries at once (each side as in kWriteItem, every check before any write).
-// KEYS: roster, version, log, pending of side 1, then of side 2.
-// ARGV: per side (10 each): present, contact, has_expected, expected, has_next, next, bump,
-// pending_op, pending_xml, max_pending. Returns {version 1, version 2}, or -1 / -2.
-const char kWritePair[] = R"lua(
-for s = 0, 1 do
-  local k, a = s * 4, s * 10
-  if ARGV[a + 1] == '1' then
-    local cur = redis.call('HGET', KEYS[k + 1], ARGV[a + 2])
-    if ARGV[a + 3] == '1' then
-      if (not cur) or cur ~= ARGV[a + 4] then return -1 end
-    elseif cur then
-      return -1
-    end
-    if ARGV[a + 8] == 'set' and redis.call('HEXISTS', KEYS[k + 4], ARGV[a + 2]) == 0 and
-       redis.call('HLEN', KEYS[k + 4]) >= tonumber(ARGV[a + 10]) then
-      return -2
-    end
+local out = {}
+for s = 0, n - 1 do
+  local k, a = s * 4, s * 9
+  if ARGV[a + 7] == 'set' then
+    redis.call('HSET', KEYS[k + 4], ARGV[a + 1], ARGV[a + 8])
+  elseif ARGV[a + 7] == 'del' then
+    redis.call('HDEL', KEYS[k + 4], ARGV[a + 1])
   end
-end
-local out = {0, 0}
-for s = 0, 1 do
-  local k, a = s * 4, s * 10
-  if ARGV[a + 1] == '1' then
-    if ARGV[a + 8] == 'set' then
-      redis.call('HSET', KEYS[k + 4], ARGV[a + 2], ARGV[a + 9])
-    elseif ARGV[a + 8] == 'del' then
-      redis.call('HDEL', KEYS[k + 4], ARGV[a + 2])
-    end
-    if ARGV[a + 5] == '1' then
-      redis.call('HSET', KEYS[k + 1], ARGV[a + 2], ARGV[a + 6])
-    else
-      redis.call('HDEL', KEYS[k + 1], ARGV[a + 2])
-    end
-    if ARGV[a + 7] == '1' then
-      out[s + 1] = redis.call('INCR', KEYS[k + 2])
-      redis.call('ZADD', KEYS[k + 3], out[s + 1], ARGV[a + 2])
-    end
+  if ARGV[a + 4] == '1' then
+    redis.call('HSET', KEYS[k + 1], ARGV[a + 1], ARGV[a + 5])
+  else
+    redis.call('HDEL', KEYS[k + 1], ARGV[a + 1])
+  end
+  out[s + 1] = 0
+  if ARGV[a + 6] == '1' then
+    out[s + 1] = redis.call('INCR', KEYS[k + 2])
+    redis.call('ZADD', KEYS[k + 3], out[s + 1], ARGV[a + 1])
   end
 end
 return out
@@ -84,22 +54,18 @@ const char* PendingName(PendingOp op) {
   return op == PendingOp::kSet ? "set" : op == PendingOp::kDelete ? "del" : "";
 }
 
-// One side of kWritePair: its keys, and its ten arguments.
-void AddSide(const std::string& owner, std::string contact, std::optional<ItemWrite> w,
-             std::vector<std::string>* keys, std::vector<std::string>* args) {
+// One entry of kWriteEntries: `owner`'s entry for `contact`, its keys and its nine arguments.
+void AddEntry(const std::string& owner, std::string contact, ItemWrite w,
+              std::vector<std::string>* keys, std::vector<std::string>* args) {
   for (std::string key : {keys::Roster(owner), keys::RosterVersion(owner), keys::RosterLog(owner),
                           keys::Pending(owner)}) {
     keys->push_back(std::move(key));
   }
-  const bool present = w.has_value();
-  ItemWrite none;
-  ItemWrite& write = present ? *w : none;
-  for (std::string arg : {std::string(present ? "1" : "0"), std::move(contact),
-                          std::string(write.expected ? "1" : "0"), write.expected.value_or(""),
-                          std::string(write.next ? "1" : "0"), write.next.value_or(""),
-                          std::string(write.bump_version ? "1" : "0"),
-                          std::string(PendingName(write.pending)), std::move(write.pending_xml),
-                          std::to_string(write.max_pending)}) {
+  for (std::string arg : {std::move(contact), std::string(w.expected ? "1" : "0"),
+                          w.expected.value_or(""), std::string(w.next ? "1" : "0"),
+                          w.next.value_or(""), std::string(w.bump_version ? "1" : "0"),
+                          std::string(PendingName(w.pending)), std::move(w.pending_xml),
+                          std::to_string(w.max_pending)}) {
     args->push_back(std::move(arg));
   }
 }
@@ -132,8 +98,7 @@ class RedisRosterStore final : public RosterStore {
   RedisRosterStore(AsyncRedisClient* redis, bool single_node)
       : redis_(redis),
         single_node_(single_node),
-        write_(kWriteItem),
-        write_pair_(kWritePair),
+        write_(kWriteEntries),
         read_(kReadRoster),
         changes_(kChangesSince) {}
 
@@ -143,19 +108,19 @@ class RedisRosterStore final : public RosterStore {
       std::string user, std::string contact, std::optional<ItemWrite> mine,
       std::optional<ItemWrite> theirs) override {
     if (!single_node_) co_return absl::UnimplementedError("pair writes need one Redis node");
+    const bool has_mine = mine.has_value();
+    const bool has_theirs = theirs.has_value();
+    if (!has_mine && !has_theirs) co_return std::make_pair(int64_t{0}, int64_t{0});
     std::vector<std::string> keys;
     std::vector<std::string> args;
-    AddSide(user, contact, std::move(mine), &keys, &args);
-    AddSide(contact, user, std::move(theirs), &keys, &args);
-    absl::StatusOr<RedisReply> r =
-        co_await RunScript(*redis_, write_pair_, std::move(keys), std::move(args));
-    if (!r.ok()) co_return r.status();
-    if (r->type == RedisReply::Type::kInteger) {
-      if (r->integer == -2) co_return absl::ResourceExhaustedError("too many waiting requests");
-      co_return absl::AbortedError("roster entry changed concurrently");
-    }
-    if (r->elements.size() != 2) co_return absl::InternalError("unexpected pair write reply");
-    co_return std::make_pair(ToInt(r->elements[0]), ToInt(r->elements[1]));
+    if (has_mine) AddEntry(user, contact, *std::move(mine), &keys, &args);
+    if (has_theirs) AddEntry(contact, user, *std::move(theirs), &keys, &args);
+    absl::StatusOr<std::vector<int64_t>> versions =
+        co_await WriteEntries(std::move(keys), std::move(args));
+    if (!versions.ok()) co_return versions.status();
+    const int64_t first = has_mine ? (*versions)[0] : 0;
+    const int64_t second = has_theirs ? versions->back() : 0;
+    co_return std::make_pair(first, second);
   }
 
   Task<absl::StatusOr<std::optional<std::string>>> GetItem(std::string user,
@@ -181,26 +146,13 @@ class RedisRosterStore final : public RosterStore {
 
   Task<absl::StatusOr<int64_t>> WriteItem(std::string user, std::string contact,
                                           ItemWrite w) override {
-    const char* op = w.pending == PendingOp::kSet      ? "set"
-                     : w.pending == PendingOp::kDelete ? "del"
-                                                       : "";
-    std::vector<std::string> keys = {keys::Roster(user), keys::RosterVersion(user),
-                                     keys::RosterLog(user), keys::Pending(user)};
-    std::vector<std::string> args = {std::move(contact),
-                                     w.expected ? "1" : "0",
-                                     w.expected.value_or(""),
-                                     w.next ? "1" : "0",
-                                     w.next.value_or(""),
-                                     w.bump_version ? "1" : "0",
-                                     op,
-                                     std::move(w.pending_xml),
-                                     std::to_string(w.max_pending)};
-    absl::StatusOr<RedisReply> r =
-        co_await RunScript(*redis_, write_, std::move(keys), std::move(args));
-    if (!r.ok()) co_return r.status();
-    if (r->integer == -1) co_return absl::AbortedError("roster entry changed concurrently");
-    if (r->integer == -2) co_return absl::ResourceExhaustedError("too many waiting requests");
-    co_return r->integer;
+    std::vector<std::string> keys;
+    std::vector<std::string> args;
+    AddEntry(user, std::move(contact), std::move(w), &keys, &args);
+    absl::StatusOr<std::vector<int64_t>> versions =
+        co_await WriteEntries(std::move(keys), std::move(args));
+    if (!versions.ok()) co_return versions.status();
+    co_return (*versions)[0];
   }
 
   Task<absl::StatusOr<StoredRoster>> ReadRoster(std::string user) override {
@@ -253,10 +205,26 @@ class RedisRosterStore final : public RosterStore {
   }
 
  private:
+  // kWriteEntries over the entries AddEntry put in `keys` and `args`: each one's new version.
+  Task<absl::StatusOr<std::vector<int64_t>>> WriteEntries(std::vector<std::string> keys,
+                                                          std::vector<std::string> args) {
+    const size_t entries = keys.size() / 4;
+    absl::StatusOr<RedisReply> r =
+        co_await RunScript(*redis_, write_, std::move(keys), std::move(args));
+    if (!r.ok()) co_return r.status();
+    if (r->type == RedisReply::Type::kInteger) {
+      if (r->integer == -2) co_return absl::ResourceExhaustedError("too many waiting requests");
+      co_return absl::AbortedError("roster entry changed concurrently");
+    }
+    if (r->elements.size() != entries) co_return absl::InternalError("unexpected write reply");
+    std::vector<int64_t> versions;
+    for (const RedisReply& v : r->elements) versions.push_back(ToInt(v));
+    co_return versions;
+  }
+
   AsyncRedisClient* redis_;
   const bool single_node_;
   RedisScript write_;
-  RedisScript write_pair_;
   RedisScript read_;
   RedisScript changes_;
 };

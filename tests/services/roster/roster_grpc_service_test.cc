@@ -245,6 +245,17 @@ class RosterGrpcServiceTest : public RosterRedisFixture {
     roster_stub_ = xmpp::roster::v1::RosterService::NewStub(LoopbackChannel(roster_port));
   }
 
+  // One HandleBatch call of u's subscribes to `contacts`, in order; every input answered.
+  xmpp::roster::v1::RosterBatchResponse SubscribeAll(const std::vector<std::string>& contacts) {
+    xmpp::roster::v1::RosterBatchRequest request;
+    for (const std::string& c : contacts) *request.add_inputs() = Subscribe("u@d/r", c);
+    xmpp::roster::v1::RosterBatchResponse response;
+    grpc::Status status = Batch(request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.results_size(), static_cast<int>(contacts.size()));
+    return response;
+  }
+
   // One HandleBatch call to the roster service, with a deadline.
   grpc::Status Batch(const xmpp::roster::v1::RosterBatchRequest& request,
                      xmpp::roster::v1::RosterBatchResponse* response) {
@@ -306,13 +317,7 @@ std::vector<std::string> Describe(const std::vector<RecordingRouter::Call>& call
 
 TEST_F(RosterGrpcServiceTest, OneSessionsInputsAreStoredTogetherAndLeaveAsOneSequence) {
   Start(std::chrono::milliseconds(300));
-  xmpp::roster::v1::RosterBatchRequest request;
-  *request.add_inputs() = Subscribe("u@d/r", "c1@d");
-  *request.add_inputs() = Subscribe("u@d/r", "c2@d");
-  *request.add_inputs() = Subscribe("u@d/r", "c3@d");
-  xmpp::roster::v1::RosterBatchResponse response;
-  grpc::Status status = Batch(request, &response);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  xmpp::roster::v1::RosterBatchResponse response = SubscribeAll({"c1@d", "c2@d", "c3@d"});
   ASSERT_EQ(response.results_size(), 3);
   for (const auto& r : response.results()) EXPECT_EQ(r.code(), 0) << r.message();
 
@@ -332,12 +337,8 @@ TEST_F(RosterGrpcServiceTest, OneSessionsInputsAreStoredTogetherAndLeaveAsOneSeq
 TEST_F(RosterGrpcServiceTest, ALongChainGoesAsRunsOfFourInOrder) {
   AddAccounts({"c4@d", "c5@d", "c6@d"});
   Start(std::chrono::milliseconds(0));
-  xmpp::roster::v1::RosterBatchRequest request;
-  for (const char* c : {"c1@d", "c2@d", "c3@d", "c4@d", "c5@d", "c6@d"}) {
-    *request.add_inputs() = Subscribe("u@d/r", c);
-  }
-  xmpp::roster::v1::RosterBatchResponse response;
-  ASSERT_TRUE(Batch(request, &response).ok());
+  xmpp::roster::v1::RosterBatchResponse response =
+      SubscribeAll({"c1@d", "c2@d", "c3@d", "c4@d", "c5@d", "c6@d"});
   ASSERT_EQ(response.results_size(), 6);
   for (const auto& r : response.results()) EXPECT_EQ(r.code(), 0) << r.message();
   // The second run leaves once the first was accepted, as a sequence of its own.
@@ -353,12 +354,7 @@ TEST_F(RosterGrpcServiceTest, AFlowThatFailsTransientlyIsSentAgainWithTheFlowsAf
   router_->fail_with = [](size_t call, int flow) {
     return call == 0 && flow == 1 ? grpc::StatusCode::UNAVAILABLE : 0;
   };
-  xmpp::roster::v1::RosterBatchRequest request;
-  *request.add_inputs() = Subscribe("u@d/r", "c1@d");
-  *request.add_inputs() = Subscribe("u@d/r", "c2@d");
-  *request.add_inputs() = Subscribe("u@d/r", "c3@d");
-  xmpp::roster::v1::RosterBatchResponse response;
-  ASSERT_TRUE(Batch(request, &response).ok());
+  xmpp::roster::v1::RosterBatchResponse response = SubscribeAll({"c1@d", "c2@d", "c3@d"});
   ASSERT_EQ(response.results_size(), 3);
   for (const auto& r : response.results()) EXPECT_EQ(r.code(), 0) << r.message();
   // c1's flow was accepted once; c2's and c3's went again, in order.
@@ -371,12 +367,7 @@ TEST_F(RosterGrpcServiceTest, AFlowThatFailsForGoodIsAnsweredAndTheRestGoOn) {
   router_->fail_with = [](size_t call, int flow) {
     return call == 0 && flow == 1 ? grpc::StatusCode::INVALID_ARGUMENT : 0;
   };
-  xmpp::roster::v1::RosterBatchRequest request;
-  *request.add_inputs() = Subscribe("u@d/r", "c1@d");
-  *request.add_inputs() = Subscribe("u@d/r", "c2@d");
-  *request.add_inputs() = Subscribe("u@d/r", "c3@d");
-  xmpp::roster::v1::RosterBatchResponse response;
-  ASSERT_TRUE(Batch(request, &response).ok());
+  xmpp::roster::v1::RosterBatchResponse response = SubscribeAll({"c1@d", "c2@d", "c3@d"});
   ASSERT_EQ(response.results_size(), 3);
   EXPECT_EQ(response.results(0).code(), 0);
   EXPECT_EQ(response.results(1).code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -407,12 +398,7 @@ TEST_F(RosterGrpcServiceTest, LaterInputsOfASessionAreReadWithTheFirst) {
   Start(std::chrono::milliseconds(0));
   RedisMonitor monitor(server_->port());
   ASSERT_TRUE(monitor.started());
-  xmpp::roster::v1::RosterBatchRequest request;
-  *request.add_inputs() = Subscribe("u@d/r", "c1@d");
-  *request.add_inputs() = Subscribe("u@d/r", "c2@d");
-  *request.add_inputs() = Subscribe("u@d/r", "c3@d");
-  xmpp::roster::v1::RosterBatchResponse response;
-  ASSERT_TRUE(Batch(request, &response).ok());
+  xmpp::roster::v1::RosterBatchResponse response = SubscribeAll({"c1@d", "c2@d", "c3@d"});
   ASSERT_EQ(response.results_size(), 3);
   for (const auto& r : response.results()) EXPECT_EQ(r.code(), 0) << r.message();
 

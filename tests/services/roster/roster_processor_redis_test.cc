@@ -94,6 +94,18 @@ class RosterProcessorRedisBase : public RosterRedisFixture {
     return out.ok() ? *out : RosterOutput();
   }
 
+  // u's subscribe to c, with `reads` as the entries read ahead.
+  absl::StatusOr<RosterOutput> SubscribeWithReads(RosterProcessor::SubscriptionReads reads) {
+    return Sync(processor_->HandleSubscription(
+        *Jid::Parse("u@d/r"), Stanza("<presence type='subscribe' from='u@d' to='c@d' id='x'/>"),
+        std::move(reads)));
+  }
+
+  RosterProcessor::SubscriptionReads ReadPair(const std::string& user,
+                                              const std::string& contact) {
+    return Sync(processor_->ReadPair(*Jid::Parse(user), *Jid::Parse(contact)));
+  }
+
   RosterOutput Iq(const std::string& session, const std::string& xml) {
     absl::StatusOr<RosterOutput> out =
         Sync(processor_->HandleRosterIq(*Jid::Parse(session), Stanza(xml)));
@@ -627,14 +639,12 @@ TEST_P(RosterProcessorRedisTest, ReplayedRequestIsDeliveredAndStored) {
 // after it was read (another session's flow), the step decides from the entry as it is now.
 TEST_P(RosterProcessorRedisTest, AnEntryChangedAfterItWasReadAheadIsReadAgain) {
   RosterProcessor::SubscriptionReads stale =
-      Sync(processor_->ReadPair(*Jid::Parse("u@d"), *Jid::Parse("c@d")));
+      ReadPair("u@d", "c@d");
   ASSERT_TRUE(stale.mine.ok());
   EXPECT_FALSE(stale.mine->has_value());
   SetState("u@d", "c@d", Named("T"));
   SetState("c@d", "u@d", Named("F"));
-  absl::StatusOr<RosterOutput> out = Sync(processor_->HandleSubscription(
-      *Jid::Parse("u@d/r"), Stanza("<presence type='subscribe' from='u@d' to='c@d' id='x'/>"),
-      std::move(stale)));
+  absl::StatusOr<RosterOutput> out = SubscribeWithReads(std::move(stale));
   ASSERT_TRUE(out.ok()) << out.status();
   // A subscribe in state To changes nothing (A.2.1): no Pending Out, no request stored at c.
   EXPECT_EQ(StoredState("u@d", "c@d"), "T");
@@ -660,11 +670,9 @@ TEST_P(RosterProcessorRedisTest, BothStepsAreOneWriteWhereTheStoreCan) {
 // decide again from what is there (c already approved u, so c's server answers subscribed).
 TEST_P(RosterProcessorRedisTest, AContactEntryChangedBeforeTheWriteIsDecidedAgain) {
   RosterProcessor::SubscriptionReads stale =
-      Sync(processor_->ReadPair(*Jid::Parse("u@d"), *Jid::Parse("c@d")));
+      ReadPair("u@d", "c@d");
   SetState("c@d", "u@d", Named("F"));
-  absl::StatusOr<RosterOutput> out = Sync(processor_->HandleSubscription(
-      *Jid::Parse("u@d/r"), Stanza("<presence type='subscribe' from='u@d' to='c@d' id='x'/>"),
-      std::move(stale)));
+  absl::StatusOr<RosterOutput> out = SubscribeWithReads(std::move(stale));
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(StoredState("c@d", "u@d"), "F");
   EXPECT_EQ(StoredState("u@d", "c@d"), "T");
@@ -676,12 +684,10 @@ TEST_P(RosterProcessorRedisTest, AContactEntryChangedBeforeTheWriteIsDecidedAgai
 // other pair's contact has no account, which used for c would drop u's request silently.
 TEST_P(RosterProcessorRedisTest, ReadsOfAnotherPairAreNotUsed) {
   RosterProcessor::SubscriptionReads other =
-      Sync(processor_->ReadPair(*Jid::Parse("u@d"), *Jid::Parse("nobody@d")));
+      ReadPair("u@d", "nobody@d");
   ASSERT_TRUE(other.theirs.ok());
   EXPECT_FALSE(other.theirs->user_exists);
-  absl::StatusOr<RosterOutput> out = Sync(processor_->HandleSubscription(
-      *Jid::Parse("u@d/r"), Stanza("<presence type='subscribe' from='u@d' to='c@d' id='x'/>"),
-      std::move(other)));
+  absl::StatusOr<RosterOutput> out = SubscribeWithReads(std::move(other));
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(StoredState("u@d", "c@d"), "N+O");
   EXPECT_EQ(StoredState("c@d", "u@d"), "N+I");
