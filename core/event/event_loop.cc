@@ -17,6 +17,11 @@ namespace {
 // A turn never sleeps longer than this, so Stop() and RunUntil() deadlines are noticed.
 constexpr int kMaxWaitMs = 1000;
 
+// An epoll registration's data: the fd and the generation of its Watch (the wake fd's is 0).
+uint64_t EventData(int fd, uint32_t generation) {
+  return (static_cast<uint64_t>(generation) << 32) | static_cast<uint32_t>(fd);
+}
+
 }  // namespace
 
 int64_t EventLoop::NowNanos() {
@@ -31,7 +36,7 @@ EventLoop::EventLoop() {
   XC_CHECK(epoll_fd_ >= 0 && wake_fd_ >= 0) << "epoll/eventfd";
   epoll_event ev = {};
   ev.events = EPOLLIN;
-  ev.data.fd = wake_fd_;
+  ev.data.u64 = EventData(wake_fd_, 0);
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
 }
 
@@ -52,6 +57,46 @@ void EventLoop::Post(absl::AnyInvocable<void()> fn) {
     uint64_t one = 1;
     (void)!write(wake_fd_, &one, sizeof(one));
   }
+}
+
+void EventLoop::Wake() {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    wake = !wake_pending_;
+    wake_pending_ = true;
+  }
+  if (wake) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+void EventLoop::Execute(absl::AnyInvocable<void()> fn) {
+  // The loop's own thread (or one already running its work) must not try to take the turn
+  // again: it would run `fn` inside whatever it is doing now.
+  if (InLoopThread() || !turn_mu_.try_lock()) return Post(std::move(fn));
+  std::unique_lock<std::mutex> own(turn_mu_, std::adopt_lock);
+  bool stopping;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping = stop_requested_;
+  }
+  if (!borrowable_ || stopping) {
+    own.unlock();
+    return Post(std::move(fn));
+  }
+  const std::thread::id sleeper = running_thread_.exchange(std::this_thread::get_id());
+  DrainPosted();  // what was posted before `fn` runs before it
+  fn();
+  DrainDeferred();
+  running_thread_ = sleeper;
+  // The sleeping loop thread chose its wait before this turn: wake it when this turn left work
+  // for it (deferred work past the rounds, a timer due before it would wake).
+  const bool wake = !deferred_.empty() ||
+                    (!timer_heap_.empty() && timer_heap_.top().when_ns < sleep_deadline_ns_);
+  own.unlock();
+  if (wake) Wake();
 }
 
 void EventLoop::Defer(absl::AnyInvocable<void()> fn) { deferred_.push_back(std::move(fn)); }
@@ -77,17 +122,20 @@ void EventLoop::Stop() {
 }
 
 void EventLoop::Watch(int fd, uint32_t events, FdCallback callback) {
-  callbacks_[fd] = std::make_shared<FdCallback>(std::move(callback));
+  const uint32_t generation = next_generation_++;
+  callbacks_[fd] = Watched{generation, std::make_shared<FdCallback>(std::move(callback))};
   epoll_event ev = {};
   ev.events = events;
-  ev.data.fd = fd;
+  ev.data.u64 = EventData(fd, generation);
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
 }
 
 void EventLoop::Modify(int fd, uint32_t events) {
+  auto it = callbacks_.find(fd);
+  if (it == callbacks_.end()) return;
   epoll_event ev = {};
   ev.events = events;
-  ev.data.fd = fd;
+  ev.data.u64 = EventData(fd, it->second.generation);
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
 }
 
@@ -141,16 +189,27 @@ void EventLoop::DrainDeferred() {
   }
 }
 
-void EventLoop::Turn(int max_wait_ms) {
+void EventLoop::Turn(std::unique_lock<std::mutex>& own, int max_wait_ms) {
   epoll_event events[256];
-  int n = epoll_wait(epoll_fd_, events, 256, WaitMillis(max_wait_ms));
+  const int wait_ms = WaitMillis(max_wait_ms);
+  int n;
+  if (wait_ms == 0) {
+    n = epoll_wait(epoll_fd_, events, 256, 0);
+  } else {
+    // Asleep: Execute() may run the loop's work on another thread meanwhile.
+    sleep_deadline_ns_ = NowNanos() + static_cast<int64_t>(wait_ms) * 1000000;
+    own.unlock();
+    n = epoll_wait(epoll_fd_, events, 256, wait_ms);
+    own.lock();
+  }
   if (n < 0 && errno != EINTR) {
     XC_LOG(ERROR) << "epoll_wait failed: " << errno;
     n = 0;
   }
   for (int i = 0; i < n; ++i) {
-    int fd = events[i].data.fd;
-    if (fd == wake_fd_) {
+    const int fd = static_cast<int>(static_cast<uint32_t>(events[i].data.u64));
+    const uint32_t generation = static_cast<uint32_t>(events[i].data.u64 >> 32);
+    if (fd == wake_fd_ && generation == 0) {
       uint64_t v;
       (void)!read(wake_fd_, &v, sizeof(v));
       std::lock_guard<std::mutex> lock(mu_);
@@ -158,8 +217,11 @@ void EventLoop::Turn(int max_wait_ms) {
       continue;
     }
     auto it = callbacks_.find(fd);
-    if (it == callbacks_.end()) continue;
-    std::shared_ptr<FdCallback> cb = it->second;  // survives Unwatch inside the callback
+    // Unwatched, or unwatched and watched again (by an earlier callback of this turn, or by a
+    // turn Execute() ran while this thread slept): the readiness is the old registration's. A
+    // level-triggered fd still ready is reported again next turn.
+    if (it == callbacks_.end() || it->second.generation != generation) continue;
+    std::shared_ptr<FdCallback> cb = it->second.callback;  // survives Unwatch inside the callback
     (*cb)(events[i].events);
   }
   RunTimers();
@@ -167,31 +229,47 @@ void EventLoop::Turn(int max_wait_ms) {
   DrainDeferred();
 }
 
+void EventLoop::EnterLoop(std::unique_lock<std::mutex>& own) {
+  own.lock();
+  borrowable_ = true;
+}
+
+void EventLoop::LeaveLoop(std::unique_lock<std::mutex>& own) {
+  borrowable_ = false;
+  own.unlock();
+}
+
 void EventLoop::Run() {
+  std::unique_lock<std::mutex> own(turn_mu_, std::defer_lock);
+  EnterLoop(own);
   running_thread_ = std::this_thread::get_id();
   while (true) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_requested_) break;
     }
-    Turn(kMaxWaitMs);
+    Turn(own, kMaxWaitMs);
   }
   DrainPosted();
   DrainDeferred();
   running_thread_ = std::thread::id();
+  LeaveLoop(own);
 }
 
 bool EventLoop::RunUntil(const std::function<bool()>& done, absl::Duration timeout) {
+  std::unique_lock<std::mutex> own(turn_mu_, std::defer_lock);
+  EnterLoop(own);
   const std::thread::id previous = running_thread_.exchange(std::this_thread::get_id());
   const int64_t deadline = NowNanos() + absl::ToInt64Nanoseconds(timeout);
   bool ok = done();
   while (!ok) {
     const int64_t left_ms = (deadline - NowNanos()) / 1000000;
     if (left_ms < 0) break;
-    Turn(static_cast<int>(std::min<int64_t>(left_ms, 50)));
+    Turn(own, static_cast<int>(std::min<int64_t>(left_ms, 50)));
     ok = done();
   }
   running_thread_ = previous;
+  LeaveLoop(own);
   return ok;
 }
 

@@ -36,7 +36,7 @@ struct CallBatcherOptions {
 // shared by many units. A unit never spans two calls, so what one unit carries stays in order.
 //
 // Loop thread only; `start` issues the call on gRPC's callback API (its completion may come on
-// any thread and is posted back to the loop).
+// any thread and goes back to the loop with EventLoop::Execute).
 template <typename Request, typename Response>
 class CallBatcher {
  public:
@@ -138,7 +138,7 @@ class CallBatcher {
       std::weak_ptr<bool> alive = alive_;
       start_(&call->context, &call->request, call->response.get(),
              [this, loop, alive, call](grpc::Status status) {
-               loop->Post([this, alive, call, status = std::move(status)]() mutable {
+               loop->Execute([this, alive, call, status = std::move(status)]() mutable {
                  if (alive.expired()) return;
                  Complete(*call, status);
                });

@@ -10,8 +10,8 @@
 namespace xc {
 
 // The bridge from gRPC's callback API to a service's event loop: a unary handler hands its
-// work to the loop and returns at once; `make_task()` runs on the loop thread and the call
-// finishes with the task's status. The request and response the task uses stay valid until
+// work to the loop (EventLoop::Execute: on gRPC's thread itself when the loop is idle) and
+// returns; `make_task()` runs as the loop's work and the call finishes with the task's status. The request and response the task uses stay valid until
 // then (gRPC keeps them until Finish).
 //
 //   grpc::ServerUnaryReactor* Dispatch(grpc::CallbackServerContext* ctx, const Req* req,
@@ -22,7 +22,7 @@ template <typename MakeTask>
 grpc::ServerUnaryReactor* ServeOnLoop(EventLoop* loop, grpc::CallbackServerContext* context,
                                       MakeTask make_task) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  loop->Post([reactor, make_task = std::move(make_task)]() mutable {
+  loop->Execute([reactor, make_task = std::move(make_task)]() mutable {
     // `make_task` may be a coroutine lambda, whose captures live in the lambda object: keep it
     // until the task ends.
     auto holder = std::make_shared<MakeTask>(std::move(make_task));

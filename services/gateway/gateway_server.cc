@@ -63,7 +63,7 @@ grpc::ServerUnaryReactor* DeliveryService::Deliver(
     grpc::CallbackServerContext* context, const xmpp::gateway::v1::DeliverRequest* request,
     xmpp::gateway::v1::DeliverResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ctx_->loop->Post([this, request, response, reactor] {
+  ctx_->loop->Execute([this, request, response, reactor] {
     for (int i = 0; i < request->items_size(); ++i) {
       const xmpp::gateway::v1::DeliverItem& item = request->items(i);
       std::shared_ptr<ClientSession> session = ctx_->registry.Find(item.full_jid());
