@@ -59,30 +59,14 @@ void EventLoop::Post(absl::AnyInvocable<void()> fn) {
   }
 }
 
-void EventLoop::Wake() {
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    wake = !wake_pending_;
-    wake_pending_ = true;
-  }
-  if (wake) {
-    uint64_t one = 1;
-    (void)!write(wake_fd_, &one, sizeof(one));
-  }
-}
-
 void EventLoop::Execute(absl::AnyInvocable<void()> fn) {
   // The loop's own thread (or one already running its work) must not try to take the turn
   // again: it would run `fn` inside whatever it is doing now.
   if (InLoopThread() || !turn_mu_.try_lock()) return Post(std::move(fn));
   std::unique_lock<std::mutex> own(turn_mu_, std::adopt_lock);
-  bool stopping;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping = stop_requested_;
-  }
-  if (!borrowable_ || stopping) {
+  // No loop thread inside Run or RunUntil: nobody would take the turn back. (A loop asked to
+  // stop still drains what is posted before Run returns, so running `fn` now is the same.)
+  if (!borrowable_) {
     own.unlock();
     return Post(std::move(fn));
   }
@@ -96,7 +80,7 @@ void EventLoop::Execute(absl::AnyInvocable<void()> fn) {
   const bool wake = !deferred_.empty() ||
                     (!timer_heap_.empty() && timer_heap_.top().when_ns < sleep_deadline_ns_);
   own.unlock();
-  if (wake) Wake();
+  if (wake) Post([] {});  // an empty post: the eventfd write that ends the sleep
 }
 
 void EventLoop::Defer(absl::AnyInvocable<void()> fn) { deferred_.push_back(std::move(fn)); }
@@ -192,16 +176,14 @@ void EventLoop::DrainDeferred() {
 void EventLoop::Turn(std::unique_lock<std::mutex>& own, int max_wait_ms) {
   epoll_event events[256];
   const int wait_ms = WaitMillis(max_wait_ms);
-  int n;
-  if (wait_ms == 0) {
-    n = epoll_wait(epoll_fd_, events, 256, 0);
-  } else {
-    // Asleep: Execute() may run the loop's work on another thread meanwhile.
+  // While this thread sleeps, Execute() may run the loop's work on another one.
+  const bool sleeps = wait_ms > 0;
+  if (sleeps) {
     sleep_deadline_ns_ = NowNanos() + static_cast<int64_t>(wait_ms) * 1000000;
     own.unlock();
-    n = epoll_wait(epoll_fd_, events, 256, wait_ms);
-    own.lock();
   }
+  int n = epoll_wait(epoll_fd_, events, 256, wait_ms);
+  if (sleeps) own.lock();
   if (n < 0 && errno != EINTR) {
     XC_LOG(ERROR) << "epoll_wait failed: " << errno;
     n = 0;

@@ -47,8 +47,8 @@ class EventLoop {
   // takes the loop's turn itself: what was posted before, then `fn`, then the deferred work, all
   // at once on this thread, with the loop thread kept out until it is done. A thread that has
   // just been woken for an event (a gRPC completion) does the work instead of waking the loop
-  // thread for it: one wake-up and context switch fewer per hop. When the loop is busy, stopping
-  // or not running, or the caller is already running the loop's work, it is Post().
+  // thread for it: one wake-up and context switch fewer per hop. When the loop is busy or not
+  // running, or the caller is already running the loop's work, it is Post().
   void Execute(absl::AnyInvocable<void()> fn);
   // Loop thread. Runs `fn` at the end of the current turn (after this turn's I/O and posts).
   void Defer(absl::AnyInvocable<void()> fn);
@@ -73,7 +73,6 @@ class EventLoop {
   // it sleeps in epoll_wait, so that Execute() can take a turn.
   void EnterLoop(std::unique_lock<std::mutex>& own);
   void LeaveLoop(std::unique_lock<std::mutex>& own);
-  void Wake();
   int WaitMillis(int max_wait_ms) const;
   void RunTimers();
   void DrainPosted();

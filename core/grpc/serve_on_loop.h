@@ -11,8 +11,8 @@ namespace xc {
 
 // The bridge from gRPC's callback API to a service's event loop: a unary handler hands its
 // work to the loop (EventLoop::Execute: on gRPC's thread itself when the loop is idle) and
-// returns; `make_task()` runs as the loop's work and the call finishes with the task's status. The request and response the task uses stay valid until
-// then (gRPC keeps them until Finish).
+// returns; `make_task()` runs as the loop's work and the call finishes with the task's status.
+// The request and response the task uses stay valid until then (gRPC keeps them until Finish).
 //
 //   grpc::ServerUnaryReactor* Dispatch(grpc::CallbackServerContext* ctx, const Req* req,
 //                                      Resp* resp) override {
