@@ -62,14 +62,19 @@ void EventLoop::Post(absl::AnyInvocable<void()> fn) {
 void EventLoop::Execute(absl::AnyInvocable<void()> fn) {
   // The loop's own thread (or one already running its work) must not try to take the turn
   // again: it would run `fn` inside whatever it is doing now.
-  if (InLoopThread() || !turn_mu_.try_lock()) return Post(std::move(fn));
+  if (InLoopThread() || !turn_mu_.try_lock()) {
+    executed_posted_.fetch_add(1, std::memory_order_relaxed);
+    return Post(std::move(fn));
+  }
   std::unique_lock<std::mutex> own(turn_mu_, std::adopt_lock);
   // No loop thread inside Run or RunUntil: nobody would take the turn back. (A loop asked to
   // stop still drains what is posted before Run returns, so running `fn` now is the same.)
   if (!borrowable_) {
     own.unlock();
+    executed_posted_.fetch_add(1, std::memory_order_relaxed);
     return Post(std::move(fn));
   }
+  executed_inline_.fetch_add(1, std::memory_order_relaxed);
   const std::thread::id sleeper = running_thread_.exchange(std::this_thread::get_id());
   DrainPosted();  // what was posted before `fn` runs before it
   fn();

@@ -50,6 +50,17 @@ class EventLoop {
   // thread for it: one wake-up and context switch fewer per hop. When the loop is busy or not
   // running, or the caller is already running the loop's work, it is Post().
   void Execute(absl::AnyInvocable<void()> fn);
+  // How Execute() calls have run since the loop was made: `inline_turns` on the caller's thread,
+  // `posted` handed to the loop thread. Any thread; each count is exact, the pair is not one
+  // snapshot.
+  struct ExecuteCounts {
+    uint64_t inline_turns = 0;
+    uint64_t posted = 0;
+  };
+  ExecuteCounts execute_counts() const {
+    return {executed_inline_.load(std::memory_order_relaxed),
+            executed_posted_.load(std::memory_order_relaxed)};
+  }
   // Loop thread. Runs `fn` at the end of the current turn (after this turn's I/O and posts).
   void Defer(absl::AnyInvocable<void()> fn);
   // Loop thread. Runs `fn` once after `delay`; Cancel() before then drops it.
@@ -89,7 +100,9 @@ class EventLoop {
   uint32_t next_generation_ = 1;
 
   std::mutex turn_mu_;  // held by whoever runs the loop's work (see Execute)
-  bool borrowable_ = false;  // under turn_mu_: a loop thread is inside Run or RunUntil
+  std::atomic<uint64_t> executed_inline_{0};
+  std::atomic<uint64_t> executed_posted_{0};
+  bool borrowable_ = false;        // under turn_mu_: a loop thread is inside Run or RunUntil
   int64_t sleep_deadline_ns_ = 0;  // under turn_mu_: when the sleeping loop thread wakes anyway
 
   std::mutex mu_;

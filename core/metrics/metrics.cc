@@ -128,7 +128,16 @@ Family<Histogram>& Registry::AddHistogram(const std::string& name, const std::st
   return *histograms_.back();
 }
 
+void Registry::AddScrapeHook(absl::AnyInvocable<void()> hook) {
+  std::lock_guard<std::mutex> lock(hooks_mu_);
+  hooks_.push_back(std::move(hook));
+}
+
 std::string Registry::Serialize() const {
+  {
+    std::lock_guard<std::mutex> hooks(hooks_mu_);
+    for (auto& hook : hooks_) hook();
+  }
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
   for (const auto& [type, index] : order_) {

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/strings/string_view.h"
 
 // A small Prometheus client with prometheus-cpp's shape (Registry → Family → metric), so that
@@ -88,10 +89,15 @@ class Registry {
   Family<Gauge>& AddGauge(const std::string& name, const std::string& help);
   Family<Histogram>& AddHistogram(const std::string& name, const std::string& help,
                                   std::vector<double> bounds = LatencyBuckets());
+  // Runs `hook` at the start of every Serialize(), one hook at a time: for counts another
+  // component keeps, copied into this registry's metrics when they are scraped.
+  void AddScrapeHook(absl::AnyInvocable<void()> hook);
   // Prometheus text exposition format 0.0.4.
   std::string Serialize() const;
 
  private:
+  mutable std::mutex hooks_mu_;
+  mutable std::vector<absl::AnyInvocable<void()>> hooks_;
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<Family<Counter>>> counters_;
   std::vector<std::unique_ptr<Family<Gauge>>> gauges_;

@@ -16,9 +16,30 @@
 
 namespace xc {
 
+namespace {
+
+// How work from gRPC's threads reached the loop (EventLoop::Execute): `inline` when the gRPC
+// thread ran the loop's turn itself, `posted` when it woke (or queued behind) the loop thread.
+void CountExecutes(EventLoop* loop, metrics::Registry* registry, const std::string& prefix) {
+  metrics::Family<metrics::Counter>& family = registry->AddCounter(
+      prefix + "_loop_executes_total",
+      "Work handed to the event loop from other threads, by whether the handing thread ran the "
+      "loop's turn itself (inline) or left it to the loop thread (posted)");
+  metrics::Counter* inline_turns = &family.Add({{"path", "inline"}});
+  metrics::Counter* posted = &family.Add({{"path", "posted"}});
+  registry->AddScrapeHook(
+      [loop, inline_turns, posted, seen = EventLoop::ExecuteCounts{}]() mutable {
+        const EventLoop::ExecuteCounts now = loop->execute_counts();
+        inline_turns->Increment(static_cast<double>(now.inline_turns - seen.inline_turns));
+        posted->Increment(static_cast<double>(now.posted - seen.posted));
+        seen = now;
+      });
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<ServiceRuntime>> ServiceRuntime::Create(
-    const std::string& prefix, const std::string& redis_address,
-    const std::string& admin_address) {
+    const std::string& prefix, const std::string& redis_address, const std::string& admin_address) {
   // Debian builds abseil without NDEBUG, which turns on absl::Mutex's deadlock detector: a
   // global graph lookup on every lock, and gRPC locks a lot (seen at the top of a profile).
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
@@ -37,6 +58,7 @@ absl::StatusOr<std::unique_ptr<ServiceRuntime>> ServiceRuntime::Create(
   rt->redis_ = NewBlockingRedisClient(rt->async_redis_.get());
   rt->loop_thread_ = std::thread([loop = rt->loop_.get()] { loop->Run(); });
   metrics::AddBuildInfo(&rt->registry_, prefix);
+  CountExecutes(rt->loop_.get(), &rt->registry_, prefix);
   if (!admin_address.empty()) {
     ServiceRuntime* raw = rt.get();
     absl::StatusOr<std::unique_ptr<metrics::Exposer>> exposer =

@@ -115,6 +115,11 @@ class ObservabilityTest(ClusterTestCase):
         self.assertGreater(value(router, "xc_router_deliver_seconds_count"), 0)
         for text, prefix in ((gw1, "xc_gateway"), (roster, "xc_roster"), (router, "xc_router")):
             self.assertEqual(value(text, f"{prefix}_build_info", version="0.1.0"), 1)
+            # Every gRPC request served and every answer received reached the loop through
+            # Execute, one way or the other.
+            handed = [value(text, f"{prefix}_loop_executes_total", path=p) for p in ("inline", "posted")]
+            self.assertNotIn(None, handed, prefix)
+            self.assertGreater(sum(handed), 0, prefix)
             # No JID ever becomes a label.
             self.assertNotIn("@localhost", text)
 

@@ -127,6 +127,19 @@ def hop_profile(cluster, handshakes):
     return hops
 
 
+def loop_handoffs(cluster):
+    """How work from gRPC's threads reached each process's event loop (EventLoop::Execute)."""
+    out = {}
+    for name, port in cluster.admin_ports.items():
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        paths = dict(re.findall(r'^xc_\w+_loop_executes_total\{path="(\w+)"\} (\S+)$', text, re.M))
+        inline, posted = float(paths.get("inline", 0)), float(paths.get("posted", 0))
+        if inline + posted:
+            out[name] = {"inline": int(inline), "posted": int(posted),
+                         "inline_share": round(inline / (inline + posted), 3)}
+    return out
+
+
 def measure(system, pids_fn, add_users, port, args, loadgen):
     """The workload against one running system; `pids_fn()` names its server processes."""
     result = {"system": system}
@@ -181,6 +194,7 @@ def bench_cluster(args):
                                             PASSWORD),
             cluster.gateway_ports[0], args, os.path.join(args.bin_dir, "xc-loadgen"))
         result["hops"] = hop_profile(cluster, 2 * args.users * args.contacts)
+        result["loop_handoffs"] = loop_handoffs(cluster)
         ok = True
         return result
     finally:

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -100,7 +101,8 @@ TEST(EventLoopTest, ExecuteOnAnIdleLoopRunsOnTheCallingThreadAsTheLoop) {
   bool inline_run = false;
   bool in_loop = false;
   bool deferred_inline = false;
-  for (int attempt = 0; attempt < 20 && !inline_run; ++attempt) {
+  uint64_t attempts = 0;
+  for (int attempt = 0; attempt < 20 && !inline_run; ++attempt, ++attempts) {
     SettleIdle(loop);
     std::atomic<bool> done{false};
     const std::thread::id caller = std::this_thread::get_id();
@@ -117,6 +119,9 @@ TEST(EventLoopTest, ExecuteOnAnIdleLoopRunsOnTheCallingThreadAsTheLoop) {
   EXPECT_TRUE(inline_run);
   EXPECT_TRUE(in_loop);
   EXPECT_TRUE(deferred_inline);  // the turn's deferred work too, before Execute returned
+  const EventLoop::ExecuteCounts counts = loop.execute_counts();
+  EXPECT_EQ(counts.inline_turns, 1u);  // the attempt that ended the loop
+  EXPECT_EQ(counts.inline_turns + counts.posted, attempts);
   loop.Stop();
   runner.join();
 }
@@ -134,6 +139,8 @@ TEST(EventLoopTest, ExecuteOnTheLoopThreadPostsInsteadOfNesting) {
   });
   ASSERT_TRUE(loop.RunUntil([&] { return done; }, absl::Seconds(5)));
   EXPECT_EQ(order, (std::vector<std::string>{"outer", "executed"}));
+  EXPECT_EQ(loop.execute_counts().inline_turns, 0u);
+  EXPECT_EQ(loop.execute_counts().posted, 1u);
 }
 
 TEST(EventLoopTest, PostAndExecuteFromOneThreadKeepItsOrder) {
@@ -159,6 +166,8 @@ TEST(EventLoopTest, PostAndExecuteFromOneThreadKeepItsOrder) {
   runner.join();
   ASSERT_EQ(seen.size(), static_cast<size_t>(kItems));
   for (int i = 0; i < kItems; ++i) ASSERT_EQ(seen[i], i);
+  const EventLoop::ExecuteCounts counts = loop.execute_counts();
+  EXPECT_EQ(counts.inline_turns + counts.posted, static_cast<uint64_t>(kItems - (kItems + 2) / 3));
 }
 
 TEST(EventLoopTest, ExecutedWorkNeverRunsAlongsideTheLoopsOwn) {

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -42,6 +43,24 @@ TEST(MetricsTest, GoldenTextFormat) {
             "xc_latency_seconds_bucket{hop=\"redis\",le=\"+Inf\"} 3\n"
             "xc_latency_seconds_sum{hop=\"redis\"} 7.55\n"
             "xc_latency_seconds_count{hop=\"redis\"} 3\n");
+}
+
+TEST(MetricsTest, ScrapeHooksRunBeforeEverySerialization) {
+  Registry r;
+  Counter& turns = r.AddCounter("xc_turns_total", "Turns.").Add({});
+  uint64_t kept_elsewhere = 0;
+  uint64_t copied = 0;
+  r.AddScrapeHook([&] {
+    turns.Increment(static_cast<double>(kept_elsewhere - copied));
+    copied = kept_elsewhere;
+  });
+  const std::string header = "# HELP xc_turns_total Turns.\n# TYPE xc_turns_total counter\n";
+  EXPECT_EQ(r.Serialize(), header + "xc_turns_total 0\n");
+  kept_elsewhere = 5;
+  EXPECT_EQ(r.Serialize(), header + "xc_turns_total 5\n");
+  kept_elsewhere = 7;
+  EXPECT_EQ(r.Serialize(), header + "xc_turns_total 7\n");
+  EXPECT_EQ(r.Serialize(), header + "xc_turns_total 7\n");
 }
 
 TEST(MetricsTest, CountersNeverGoDownGaugesDo) {
