@@ -89,6 +89,14 @@ class MemorySampler:
         self._thread.join()
 
 
+def machine_times():
+    """The machine's CPU times from /proc/stat: (busy, idle, steal) in clock ticks."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = v
+    return user + nice + system + irq + softirq, idle + iowait, steal
+
+
 def run_loadgen(loadgen, port, prefix, args, rate=0, hold=0.0, latencies_out=None):
     cmd = [loadgen, f"--ports={port}", f"--users={args.users}", f"--contacts={args.contacts}",
            f"--prefix={prefix}", f"--password={PASSWORD}", f"--sasl={args.sasl}",
@@ -99,9 +107,17 @@ def run_loadgen(loadgen, port, prefix, args, rate=0, hold=0.0, latencies_out=Non
         cmd.append("--tls")
     if latencies_out:
         cmd.append(f"--latencies_out={latencies_out}")
+    before = machine_times()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout * 4 + 60)
+    after = machine_times()
     line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "{}"
     result = json.loads(line)
+    # How much of the machine the run had: on a shared VM the hypervisor's steal moves the
+    # tail latencies more than anything else, so every run says how much there was.
+    busy, idle, steal = (b - a for a, b in zip(before, after))
+    total = max(1, busy + idle + steal)
+    result["machine"] = {"busy_pct": round(100 * busy / total, 1),
+                         "steal_pct": round(100 * steal / total, 1)}
     if out.returncode != 0:
         result["error"] = out.stderr.strip()[-2000:]
     return result
