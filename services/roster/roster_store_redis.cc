@@ -23,8 +23,8 @@ for s = 0, n - 1 do
   elseif cur then
     return -1
   end
-  if ARGV[a + 7] == 'set' and redis.call('HEXISTS', KEYS[k + 4], ARGV[a + 1]) == 0 and
-     redis.call('HLEN', KEYS[k + 4]) >= tonumber(ARGV[a + 9]) then
+  if ARGV[a + 7] == 'set' and redis.call('HLEN', KEYS[k + 4]) >= tonumber(ARGV[a + 9]) and
+     redis.call('HEXISTS', KEYS[k + 4], ARGV[a + 1]) == 0 then
     return -2
   end
 end

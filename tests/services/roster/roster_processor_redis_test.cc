@@ -373,6 +373,9 @@ TEST_P(RosterProcessorRedisTest, WaitingRequestsAreCapped) {
   ASSERT_EQ(out.replies.size(), 1u);
   EXPECT_EQ(out.replies[0].Attribute("type"), "error");
   EXPECT_NE(out.replies[0].FindChild("error")->FindChild("resource-constraint"), nullptr);
+  // The one already waiting is not a new one: its sender is not refused at the cap.
+  RosterOutput again = Subscription("u@d", "c@d", SubscriptionVerb::kSubscribe);
+  for (const auto& reply : again.replies) EXPECT_NE(reply.Attribute("type"), "error");
 }
 
 struct RemoveCase {
