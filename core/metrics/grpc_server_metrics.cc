@@ -57,13 +57,16 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
   std::chrono::steady_clock::time_point start_;
 };
 
+Families FamiliesOf(Registry* r) {
+  return {&r->AddCounter("grpc_server_started_total", "RPCs started on the server."),
+          &r->AddCounter("grpc_server_handled_total", "RPCs completed on the server."),
+          &r->AddHistogram("grpc_server_handling_seconds",
+                           "Time from the start of an RPC to its status.")};
+}
+
 class Factory final : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  explicit Factory(Registry* r)
-      : f_{&r->AddCounter("grpc_server_started_total", "RPCs started on the server."),
-           &r->AddCounter("grpc_server_handled_total", "RPCs completed on the server."),
-           &r->AddHistogram("grpc_server_handling_seconds",
-                            "Time from the start of an RPC to its status.")} {}
+  explicit Factory(Registry* r) : f_(FamiliesOf(r)) {}
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
@@ -75,6 +78,28 @@ class Factory final : public grpc::experimental::ServerInterceptorFactoryInterfa
 };
 
 }  // namespace
+
+CallMetrics::CallMetrics(Registry* registry, const std::string& service, const std::string& method)
+    : service_(service), method_(method) {
+  const Families f = FamiliesOf(registry);
+  handled_ = f.handled;
+  started_ = &f.started->Add({{"grpc_service", service_}, {"grpc_method", method_}});
+  handled_ok_ = &f.handled->Add(
+      {{"grpc_service", service_}, {"grpc_method", method_}, {"grpc_code", "OK"}});
+  seconds_ = &f.seconds->Add({{"grpc_service", service_}, {"grpc_method", method_}});
+}
+
+void CallMetrics::Started() const { started_->Increment(); }
+
+void CallMetrics::Handled(grpc::StatusCode code, double seconds) const {
+  Counter* handled = code == grpc::StatusCode::OK
+                         ? handled_ok_
+                         : &handled_->Add({{"grpc_service", service_},
+                                           {"grpc_method", method_},
+                                           {"grpc_code", CodeName(code)}});
+  handled->Increment();
+  seconds_->Observe(seconds);
+}
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> NewGrpcServerMetrics(
     Registry* registry) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/metrics/metrics.h"
@@ -14,5 +15,23 @@ namespace xc::metrics {
 // (experimental().SetInterceptorCreators). `registry` must outlive the server.
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> NewGrpcServerMetrics(
     Registry* registry);
+
+// The same three metrics for calls that are not RPCs of their own: the frames of a stream that
+// carries a unary method's calls (core/grpc/serve_stream.h), counted as calls of that method.
+// Thread-safe; `registry` must outlive it.
+class CallMetrics {
+ public:
+  CallMetrics(Registry* registry, const std::string& service, const std::string& method);
+  void Started() const;
+  void Handled(grpc::StatusCode code, double seconds) const;
+
+ private:
+  Family<Counter>* handled_;
+  Counter* started_;
+  Counter* handled_ok_;
+  Histogram* seconds_;
+  std::string service_;
+  std::string method_;
+};
 
 }  // namespace xc::metrics

@@ -106,8 +106,23 @@ template class Family<Counter>;
 template class Family<Gauge>;
 template class Family<Histogram>;
 
+namespace {
+
+// The family already registered under `name`, if any (a second Add* of a name returns the first
+// family, so that two components counting the same metric share it instead of printing it twice).
+template <typename F>
+F* Find(const std::vector<std::unique_ptr<F>>& families, const std::string& name) {
+  for (const auto& f : families) {
+    if (f->name() == name) return f.get();
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 Family<Counter>& Registry::AddCounter(const std::string& name, const std::string& help) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (Family<Counter>* f = Find(counters_, name)) return *f;
   counters_.push_back(std::make_unique<Family<Counter>>(name, help));
   order_.emplace_back(Type::kCounter, counters_.size() - 1);
   return *counters_.back();
@@ -115,6 +130,7 @@ Family<Counter>& Registry::AddCounter(const std::string& name, const std::string
 
 Family<Gauge>& Registry::AddGauge(const std::string& name, const std::string& help) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (Family<Gauge>* f = Find(gauges_, name)) return *f;
   gauges_.push_back(std::make_unique<Family<Gauge>>(name, help));
   order_.emplace_back(Type::kGauge, gauges_.size() - 1);
   return *gauges_.back();
@@ -123,6 +139,7 @@ Family<Gauge>& Registry::AddGauge(const std::string& name, const std::string& he
 Family<Histogram>& Registry::AddHistogram(const std::string& name, const std::string& help,
                                           std::vector<double> bounds) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (Family<Histogram>* f = Find(histograms_, name)) return *f;
   histograms_.push_back(std::make_unique<Family<Histogram>>(name, help, std::move(bounds)));
   order_.emplace_back(Type::kHistogram, histograms_.size() - 1);
   return *histograms_.back();

@@ -85,6 +85,7 @@ class Family {
 
 class Registry {
  public:
+  // The family of this name, created on first use (a later call's help and bounds are ignored).
   Family<Counter>& AddCounter(const std::string& name, const std::string& help);
   Family<Gauge>& AddGauge(const std::string& name, const std::string& help);
   Family<Histogram>& AddHistogram(const std::string& name, const std::string& help,

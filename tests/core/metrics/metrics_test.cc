@@ -63,6 +63,23 @@ TEST(MetricsTest, ScrapeHooksRunBeforeEverySerialization) {
   EXPECT_EQ(r.Serialize(), header + "xc_turns_total 7\n");
 }
 
+TEST(MetricsTest, AddingANameTwiceSharesOneFamily) {
+  Registry r;
+  Family<Counter>& first = r.AddCounter("xc_calls_total", "Calls.");
+  Family<Counter>& again = r.AddCounter("xc_calls_total", "Ignored help.");
+  EXPECT_EQ(&first, &again);
+  first.Add({{"m", "a"}}).Increment();
+  again.Add({{"m", "a"}}).Increment();
+  again.Add({{"m", "b"}}).Increment();
+  EXPECT_EQ(&r.AddHistogram("xc_s", "S.", {1}), &r.AddHistogram("xc_s", "S.", {2}));
+  EXPECT_EQ(&r.AddGauge("xc_g", "G."), &r.AddGauge("xc_g", "G."));
+  EXPECT_EQ(r.Serialize(),
+            "# HELP xc_calls_total Calls.\n# TYPE xc_calls_total counter\n"
+            "xc_calls_total{m=\"a\"} 2\nxc_calls_total{m=\"b\"} 1\n"
+            "# HELP xc_s S.\n# TYPE xc_s histogram\n"
+            "# HELP xc_g G.\n# TYPE xc_g gauge\n");
+}
+
 TEST(MetricsTest, CountersNeverGoDownGaugesDo) {
   Counter c;
   c.Increment(-5);
