@@ -36,11 +36,12 @@ struct CallBatcherOptions {
 // shared by many units. A unit never spans two calls, so what one unit carries stays in order.
 //
 // Loop thread only; `start` issues the call on gRPC's callback API (its completion may come on
-// any thread and goes back to the loop with EventLoop::Execute).
+// any thread and goes back to the loop with EventLoop::Execute). `start` may take the request's
+// content (StreamCalls moves it into a stream frame); the response must be filled by `done`.
 template <typename Request, typename Response>
 class CallBatcher {
  public:
-  using Start = std::function<void(grpc::ClientContext*, const Request*, Response*,
+  using Start = std::function<void(grpc::ClientContext*, Request*, Response*,
                                    std::function<void(grpc::Status)>)>;
   // Where a unit's entries sit in the request (and in a response that answers entry by entry).
   struct Slice {
