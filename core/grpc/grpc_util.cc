@@ -15,6 +15,9 @@ ABSL_FLAG(std::string, grpc_tls_ca, "",
           "CA certificate (PEM) for service-to-service gRPC; with the two below enables mTLS");
 ABSL_FLAG(std::string, grpc_tls_cert, "", "this service's certificate chain (PEM) for gRPC");
 ABSL_FLAG(std::string, grpc_tls_key, "", "this service's private key (PEM) for gRPC");
+ABSL_FLAG(bool, grpc_streams, true,
+          "carry batch calls to other services as frames on long-lived gRPC streams (false: "
+          "one unary call each; a server without the stream methods gets unary calls anyway)");
 ABSL_FLAG(std::string, grpc_tls_server_name, "xc-internal",
           "name every service certificate carries (clients check it instead of the address)");
 
@@ -104,6 +107,8 @@ std::shared_ptr<grpc::Channel> NewServiceChannel(const std::string& target) {
   if (Tls().enabled) args.SetSslTargetNameOverride(Tls().server_name);
   return grpc::CreateCustomChannel(target, ServiceChannelCredentials(), args);
 }
+
+bool UseGrpcStreams() { return absl::GetFlag(FLAGS_grpc_streams); }
 
 void SetDeadline(grpc::ClientContext* context, absl::Duration timeout) {
   context->set_deadline(std::chrono::system_clock::now() +

@@ -27,6 +27,9 @@ std::shared_ptr<grpc::ServerCredentials> ServiceServerCredentials();
 // A channel for service-to-service calls (round_robin over every address `target` resolves to).
 std::shared_ptr<grpc::Channel> NewServiceChannel(const std::string& target);
 void SetDeadline(grpc::ClientContext* context, absl::Duration timeout);
+// --grpc_streams (default true): batch calls between services travel as frames on long-lived
+// streams (core/grpc/stream_calls.h) instead of one unary call each.
+bool UseGrpcStreams();
 
 // Stanza carrier conversions: the routing fields come from the element's attributes.
 void ToStanzaProto(const XmlElement& element, xmpp::stanza::v1::Stanza* out);

@@ -12,6 +12,7 @@
 #include "core/base/random.h"
 #include "core/grpc/call_batcher.h"
 #include "core/grpc/grpc_util.h"
+#include "core/grpc/stream_calls.h"
 #include "core/jid/jid.h"
 #include "core/service/service_runtime.h"
 #include "core/service/shutdown.h"
@@ -98,27 +99,48 @@ int main(int argc, char** argv) {
   xc::CallBatcherOptions batching;
   batching.timeout = absl::Seconds(5);
   batching.units_per_call = &batch_inputs.Add({{"service", "roster"}});
+  // Calls to the services: frames on long-lived streams (--grpc_streams), or unary calls.
+  auto roster_unary = [stub = roster.get()](grpc::ClientContext* c,
+                                            xmpp::roster::v1::RosterBatchRequest* req,
+                                            xmpp::roster::v1::RosterBatchResponse* resp,
+                                            std::function<void(grpc::Status)> done) {
+    stub->async()->HandleBatch(c, req, resp, std::move(done));
+  };
+  auto router_unary = [stub = router.get()](grpc::ClientContext* c,
+                                            xmpp::presence::v1::RouterBatchRequest* req,
+                                            xmpp::presence::v1::RouterBatchResponse* resp,
+                                            std::function<void(grpc::Status)> done) {
+    stub->async()->HandleBatch(c, req, resp, std::move(done));
+  };
+  using RosterStream =
+      xc::StreamCalls<xmpp::roster::v1::RosterBatchFrame, xmpp::roster::v1::RosterBatchReply>;
+  using RouterStream =
+      xc::StreamCalls<xmpp::presence::v1::RouterBatchFrame, xmpp::presence::v1::RouterBatchReply>;
+  std::unique_ptr<RosterStream> roster_stream;
+  std::unique_ptr<RouterStream> router_stream;
+  if (xc::UseGrpcStreams()) {
+    roster_stream = std::make_unique<RosterStream>(
+        &loop,
+        [stub = roster.get()](grpc::ClientContext* c, RosterStream::Reactor* r) {
+          stub->async()->HandleBatchStream(c, r);
+        },
+        roster_unary);
+    router_stream = std::make_unique<RouterStream>(
+        &loop,
+        [stub = router.get()](grpc::ClientContext* c, RouterStream::Reactor* r) {
+          stub->async()->HandleBatchStream(c, r);
+        },
+        router_unary);
+  }
   xc::CallBatcher<xmpp::roster::v1::RosterBatchRequest, xmpp::roster::v1::RosterBatchResponse>
-      roster_calls(
-          &loop,
-          [stub = roster.get()](grpc::ClientContext* c,
-                                const xmpp::roster::v1::RosterBatchRequest* req,
-                                xmpp::roster::v1::RosterBatchResponse* resp,
-                                std::function<void(grpc::Status)> done) {
-            stub->async()->HandleBatch(c, req, resp, std::move(done));
-          },
-          batching);
+      roster_calls(&loop,
+                   roster_stream ? roster_stream->AsStart() : RosterStream::Start(roster_unary),
+                   batching);
   batching.units_per_call = &batch_inputs.Add({{"service", "router"}});
   xc::CallBatcher<xmpp::presence::v1::RouterBatchRequest, xmpp::presence::v1::RouterBatchResponse>
-      router_calls(
-          &loop,
-          [stub = router.get()](grpc::ClientContext* c,
-                                const xmpp::presence::v1::RouterBatchRequest* req,
-                                xmpp::presence::v1::RouterBatchResponse* resp,
-                                std::function<void(grpc::Status)> done) {
-            stub->async()->HandleBatch(c, req, resp, std::move(done));
-          },
-          batching);
+      router_calls(&loop,
+                   router_stream ? router_stream->AsStart() : RouterStream::Start(router_unary),
+                   batching);
   xc::WorkPool work(2);
   xc::GatewayContext ctx;
   ctx.config = config;

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
           "Waiting subscription requests handed to a resource at its initial presence.").Add({});
   xc::PresenceRouter router(directory.get(), redis, deliverer.get(), xc::RealClock::Get(),
                             options);
-  xc::PresenceGrpcService service(loop, &router);
+  xc::PresenceGrpcService service(loop, &router, (*runtime)->registry());
 
   absl::StatusOr<std::unique_ptr<grpc::Server>> server =
       (*runtime)->StartServer(absl::GetFlag(FLAGS_listen), {&service});

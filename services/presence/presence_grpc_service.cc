@@ -5,6 +5,7 @@
 
 #include "core/grpc/grpc_util.h"
 #include "core/grpc/serve_on_loop.h"
+#include "core/grpc/serve_stream.h"
 
 namespace xc {
 namespace {
@@ -158,6 +159,18 @@ Task<grpc::Status> PresenceGrpcService::Flows(
   co_return grpc::Status::OK;
 }
 
+PresenceGrpcService::PresenceGrpcService(EventLoop* loop, PresenceRouter* router,
+                                         metrics::Registry* registry)
+    : loop_(loop), router_(router) {
+  if (registry != nullptr) {
+    // Counted as calls of the unary methods they stand for.
+    batch_metrics_ = std::make_unique<metrics::CallMetrics>(
+        registry, "xmpp.presence.v1.PresenceRouter", "HandleBatch");
+    dispatch_metrics_ = std::make_unique<metrics::CallMetrics>(
+        registry, "xmpp.presence.v1.PresenceRouter", "DispatchBatch");
+  }
+}
+
 grpc::ServerUnaryReactor* PresenceGrpcService::BindSession(
     grpc::CallbackServerContext* context, const xmpp::presence::v1::BindSessionRequest* request,
     xmpp::presence::v1::BindSessionResponse* response) {
@@ -218,6 +231,29 @@ grpc::ServerUnaryReactor* PresenceGrpcService::DispatchBatch(
     xmpp::presence::v1::DispatchBatchResponse* response) {
   return ServeOnLoop(loop_, context,
                      [this, request, response] { return Flows(*request, response); });
+}
+
+grpc::ServerBidiReactor<xmpp::presence::v1::RouterBatchFrame, xmpp::presence::v1::RouterBatchReply>*
+PresenceGrpcService::HandleBatchStream(grpc::CallbackServerContext*) {
+  return ServeStreamOnLoop<xmpp::presence::v1::RouterBatchFrame,
+                           xmpp::presence::v1::RouterBatchReply>(
+      loop_, batch_metrics_.get(),
+      [this](const xmpp::presence::v1::RouterBatchRequest& request,
+             xmpp::presence::v1::RouterBatchResponse* response) {
+        return Batch(request, response);
+      });
+}
+
+grpc::ServerBidiReactor<xmpp::presence::v1::DispatchBatchFrame,
+                        xmpp::presence::v1::DispatchBatchReply>*
+PresenceGrpcService::DispatchBatchStream(grpc::CallbackServerContext*) {
+  return ServeStreamOnLoop<xmpp::presence::v1::DispatchBatchFrame,
+                           xmpp::presence::v1::DispatchBatchReply>(
+      loop_, dispatch_metrics_.get(),
+      [this](const xmpp::presence::v1::DispatchBatchRequest& request,
+             xmpp::presence::v1::DispatchBatchResponse* response) {
+        return Flows(request, response);
+      });
 }
 
 }  // namespace xc

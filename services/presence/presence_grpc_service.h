@@ -1,19 +1,24 @@
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "core/async/task.h"
 #include "core/event/event_loop.h"
+#include "core/metrics/grpc_server_metrics.h"
+#include "core/metrics/metrics.h"
 #include "proto/xmpp/presence/v1/presence.grpc.pb.h"
 #include "services/presence/presence_router.h"
 
 namespace xc {
 
 // The PresenceRouter gRPC surface over PresenceRouter (callback API): every call becomes a
-// coroutine on `loop`. `router` must outlive it.
+// coroutine on `loop`. `router` must outlive it, and `registry` (may be null: no per-frame
+// metrics for the stream methods) too.
 class PresenceGrpcService final : public xmpp::presence::v1::PresenceRouter::CallbackService {
  public:
-  PresenceGrpcService(EventLoop* loop, PresenceRouter* router) : loop_(loop), router_(router) {}
+  PresenceGrpcService(EventLoop* loop, PresenceRouter* router,
+                      metrics::Registry* registry = nullptr);
 
   grpc::ServerUnaryReactor* BindSession(grpc::CallbackServerContext*,
                                         const xmpp::presence::v1::BindSessionRequest*,
@@ -39,6 +44,13 @@ class PresenceGrpcService final : public xmpp::presence::v1::PresenceRouter::Cal
   grpc::ServerUnaryReactor* DispatchBatch(grpc::CallbackServerContext*,
                                           const xmpp::presence::v1::DispatchBatchRequest*,
                                           xmpp::presence::v1::DispatchBatchResponse*) override;
+  // HandleBatch's and DispatchBatch's calls as frames on long-lived streams.
+  grpc::ServerBidiReactor<xmpp::presence::v1::RouterBatchFrame,
+                          xmpp::presence::v1::RouterBatchReply>*
+  HandleBatchStream(grpc::CallbackServerContext*) override;
+  grpc::ServerBidiReactor<xmpp::presence::v1::DispatchBatchFrame,
+                          xmpp::presence::v1::DispatchBatchReply>*
+  DispatchBatchStream(grpc::CallbackServerContext*) override;
 
  private:
   using Replies = google::protobuf::RepeatedPtrField<xmpp::stanza::v1::Stanza>;
@@ -64,6 +76,8 @@ class PresenceGrpcService final : public xmpp::presence::v1::PresenceRouter::Cal
 
   EventLoop* loop_;
   PresenceRouter* router_;
+  std::unique_ptr<metrics::CallMetrics> batch_metrics_;     // frames of HandleBatchStream
+  std::unique_ptr<metrics::CallMetrics> dispatch_metrics_;  // frames of DispatchBatchStream
 };
 
 }  // namespace xc

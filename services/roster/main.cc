@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
       xc::NewServiceChannel(absl::GetFlag(FLAGS_router)));
   xc::RosterConsistency consistency(store.get(), &processor);
   xc::RosterGrpcService service((*runtime)->loop(), &processor, &consistency, router.get(),
-                                (*runtime)->registry());
+                                (*runtime)->registry(), xc::UseGrpcStreams());
   std::unique_ptr<xc::WaitingCensus> census;
   if (absl::GetFlag(FLAGS_waiting_census_interval) > absl::ZeroDuration()) {
     census = std::make_unique<xc::WaitingCensus>(redis, (*runtime)->registry(),

@@ -8,6 +8,7 @@
 #include "core/base/log.h"
 #include "core/grpc/grpc_util.h"
 #include "core/grpc/serve_on_loop.h"
+#include "core/grpc/serve_stream.h"
 
 namespace xc {
 
@@ -35,23 +36,41 @@ CallBatcherOptions DispatchBatching(metrics::Registry* registry) {
   return o;
 }
 
+using DispatchStream =
+    StreamCalls<xmpp::presence::v1::DispatchBatchFrame, xmpp::presence::v1::DispatchBatchReply>;
+
+DispatchStream::Start UnaryDispatch(xmpp::presence::v1::PresenceRouter::Stub* router) {
+  return [router](grpc::ClientContext* c, xmpp::presence::v1::DispatchBatchRequest* req,
+                  xmpp::presence::v1::DispatchBatchResponse* resp,
+                  std::function<void(grpc::Status)> done) {
+    router->async()->DispatchBatch(c, req, resp, std::move(done));
+  };
+}
+
+std::unique_ptr<DispatchStream> NewDispatchStream(
+    EventLoop* loop, xmpp::presence::v1::PresenceRouter::Stub* router) {
+  return std::make_unique<DispatchStream>(
+      loop,
+      [router](grpc::ClientContext* c, DispatchStream::Reactor* reactor) {
+        router->async()->DispatchBatchStream(c, reactor);
+      },
+      UnaryDispatch(router));
+}
+
 }  // namespace
 
 RosterGrpcService::RosterGrpcService(EventLoop* loop, RosterProcessor* processor,
                                      RosterConsistency* consistency,
                                      xmpp::presence::v1::PresenceRouter::Stub* router,
-                                     metrics::Registry* registry)
+                                     metrics::Registry* registry, bool dispatch_streams)
     : loop_(loop),
       processor_(processor),
       consistency_(consistency),
-      dispatch_(
-          loop,
-          [router](grpc::ClientContext* c, const xmpp::presence::v1::DispatchBatchRequest* req,
-                   xmpp::presence::v1::DispatchBatchResponse* resp,
-                   std::function<void(grpc::Status)> done) {
-            router->async()->DispatchBatch(c, req, resp, std::move(done));
-          },
-          DispatchBatching(registry)),
+      batch_metrics_(registry, "xmpp.roster.v1.RosterService", "HandleBatch"),
+      dispatch_stream_(dispatch_streams ? NewDispatchStream(loop, router) : nullptr),
+      dispatch_(loop,
+                dispatch_stream_ ? dispatch_stream_->AsStart() : UnaryDispatch(router),
+                DispatchBatching(registry)),
       requests_(&registry->AddCounter("xc_roster_requests_total",
                                       "Roster IQs and subscription stanzas, by type.")),
       effects_(&registry->AddCounter("xc_roster_effects_total",
@@ -527,6 +546,16 @@ grpc::ServerUnaryReactor* RosterGrpcService::HandleBatch(
     xmpp::roster::v1::RosterBatchResponse* response) {
   return ServeOnLoop(loop_, context,
                      [this, request, response] { return Batch(*request, response); });
+}
+
+grpc::ServerBidiReactor<xmpp::roster::v1::RosterBatchFrame, xmpp::roster::v1::RosterBatchReply>*
+RosterGrpcService::HandleBatchStream(grpc::CallbackServerContext*) {
+  return ServeStreamOnLoop<xmpp::roster::v1::RosterBatchFrame, xmpp::roster::v1::RosterBatchReply>(
+      loop_, &batch_metrics_,
+      [this](const xmpp::roster::v1::RosterBatchRequest& request,
+             xmpp::roster::v1::RosterBatchResponse* response) {
+        return Batch(request, response);
+      });
 }
 
 }  // namespace xc

@@ -8,6 +8,8 @@
 #include "core/async/task.h"
 #include "core/event/event_loop.h"
 #include "core/grpc/call_batcher.h"
+#include "core/grpc/stream_calls.h"
+#include "core/metrics/grpc_server_metrics.h"
 #include "core/metrics/metrics.h"
 #include "proto/xmpp/presence/v1/presence.grpc.pb.h"
 #include "proto/xmpp/roster/v1/roster.grpc.pb.h"
@@ -28,12 +30,13 @@ struct FlowOrigin {
 // The RosterService gRPC surface (callback API): every call becomes a coroutine on `loop`,
 // which runs the processor, hands the effects to the presence router (batched with other
 // flows' effects, retried within a bound), then answers. `processor`, `consistency` and
-// `router` must outlive it.
+// `router` must outlive it. With `dispatch_streams` the effects travel as frames on long-lived
+// streams (DispatchBatchStream) instead of one DispatchBatch call each.
 class RosterGrpcService final : public xmpp::roster::v1::RosterService::CallbackService {
  public:
   RosterGrpcService(EventLoop* loop, RosterProcessor* processor, RosterConsistency* consistency,
                     xmpp::presence::v1::PresenceRouter::Stub* router,
-                    metrics::Registry* registry);
+                    metrics::Registry* registry, bool dispatch_streams = false);
 
   grpc::ServerUnaryReactor* HandleRosterIq(grpc::CallbackServerContext* context,
                                            const xmpp::roster::v1::RosterIqRequest* request,
@@ -47,6 +50,9 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Callback
   grpc::ServerUnaryReactor* HandleBatch(grpc::CallbackServerContext* context,
                                         const xmpp::roster::v1::RosterBatchRequest* request,
                                         xmpp::roster::v1::RosterBatchResponse* response) override;
+  // HandleBatch's calls as frames on long-lived streams.
+  grpc::ServerBidiReactor<xmpp::roster::v1::RosterBatchFrame, xmpp::roster::v1::RosterBatchReply>*
+  HandleBatchStream(grpc::CallbackServerContext* context) override;
 
  private:
   using Replies = google::protobuf::RepeatedPtrField<xmpp::stanza::v1::Stanza>;
@@ -98,6 +104,11 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Callback
   EventLoop* loop_;
   RosterProcessor* processor_;
   RosterConsistency* consistency_;
+  metrics::CallMetrics batch_metrics_;  // HandleBatchStream's frames, as HandleBatch calls
+  // Before dispatch_, which calls through it.
+  std::unique_ptr<StreamCalls<xmpp::presence::v1::DispatchBatchFrame,
+                              xmpp::presence::v1::DispatchBatchReply>>
+      dispatch_stream_;
   CallBatcher<xmpp::presence::v1::DispatchBatchRequest, xmpp::presence::v1::DispatchBatchResponse>
       dispatch_;
   metrics::Family<metrics::Counter>* requests_;
