@@ -199,7 +199,7 @@ def bench_cluster(args):
     state = tempfile.mkdtemp(prefix="xc-bench-")
     ok = False
     cluster = LocalCluster(args.bin_dir, state, ["localhost"], gateways=1, tls=args.tls,
-                           census_interval="60s",
+                           census_interval="60s", service_flags=args.service_flag,
                            gateway_flags=["--max_connections_per_ip=100000",
                                           "--pre_auth_timeout_s=600"])
     try:
@@ -249,13 +249,16 @@ def main():
     ap.add_argument("--latencies-dir",
                     help="write every handshake's start and latency, per system and run, here "
                          "(SYSTEM-burst.txt, SYSTEM-paced.txt: 'start_ms latency_ms' lines)")
+    ap.add_argument("--service-flag", action="append", default=[], metavar="FLAG",
+                    help="extra flag for every cluster process (repeatable), "
+                         "e.g. --service-flag=--grpc_streams=false")
     ap.add_argument("--keep-state", action="store_true",
                     help="keep the cluster's state directory and logs (kept anyway on failure)")
     args = ap.parse_args()
     if args.vs and args.tls:
         sys.exit("bench: --vs ejabberd runs without TLS (the reference figures do)")
     out = {"users": args.users, "contacts": args.contacts, "rate": args.rate, "tls": args.tls,
-           "sasl": args.sasl, "xc": bench_cluster(args)}
+           "sasl": args.sasl, "service_flags": args.service_flag, "xc": bench_cluster(args)}
     if args.vs == "ejabberd":
         out["ejabberd"] = bench_ejabberd(args)
         xc, ej = out["xc"], out["ejabberd"]

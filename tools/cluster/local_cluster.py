@@ -235,7 +235,7 @@ class LocalCluster:
     def __init__(self, bin_dir, state_dir, domains=("localhost",), gateways=2, ports=None,
                  detach=False, heartbeat_ttl_ms=3000, reap_interval_ms=500, tls=False,
                  gateway_flags=(), gateway_flags_by_index=None, grpc_tls=False, redis_cluster=0,
-                 replicas=1, redis_flags=(), census_interval="1s"):
+                 replicas=1, redis_flags=(), census_interval="1s", service_flags=()):
         self.bin_dir = bin_dir
         self.state_dir = state_dir
         self.domains = list(domains)
@@ -252,6 +252,8 @@ class LocalCluster:
         self.redis_cluster = redis_cluster
         self.replicas = replicas  # of the roster service and of the presence router
         self.redis_flags = list(redis_flags)
+        # Extra flags for every roster, router and gateway process (e.g. --grpc_streams=false).
+        self.service_flags = list(service_flags)
         # The roster service's census of waiting requests SCANs the whole keyspace: often on the
         # tests' small keyspaces, at the production default for benchmarks.
         self.census_interval = census_interval
@@ -380,7 +382,8 @@ class LocalCluster:
             self._bin("roster_service"), f"--listen=127.0.0.1:{self.roster_ports[i]}",
             f"--redis={self.redis_address}", f"--router={self.router_target}",
             f"--admin_listen=127.0.0.1:{admin}",
-            f"--waiting_census_interval={self.census_interval}", *self.grpc_tls_flags]
+            f"--waiting_census_interval={self.census_interval}", *self.grpc_tls_flags,
+            *self.service_flags]
 
     def start_roster(self, i, wait=True):
         name = replica_name("roster", i)
@@ -394,7 +397,8 @@ class LocalCluster:
         proc = self._spawn(name, [
             self._bin("presence_router"), f"--listen=127.0.0.1:{self.router_ports[i]}",
             f"--redis={self.redis_address}", f"--reap_interval_ms={self.reap_interval_ms}",
-            f"--admin_listen=127.0.0.1:{self.admin_ports[name]}", *self.grpc_tls_flags],
+            f"--admin_listen=127.0.0.1:{self.admin_ports[name]}", *self.grpc_tls_flags,
+            *self.service_flags],
             redis_user="router")
         if wait:
             wait_for_port(self.router_ports[i], proc, what="presence router")
@@ -415,7 +419,7 @@ class LocalCluster:
             f"--roster={self.roster_target}", f"--router={self.router_target}",
             f"--heartbeat_ttl_ms={self.heartbeat_ttl_ms}",
             f"--admin_listen=127.0.0.1:{self.admin_ports[f'gateway{i + 1}']}",
-            *security, *self.grpc_tls_flags, *self.gateway_flags,
+            *security, *self.grpc_tls_flags, *self.service_flags, *self.gateway_flags,
             *self.gateway_flags_by_index.get(i, ())],
             redis_user="gateway")
         wait_for_port(self.gateway_ports[i], gw, what=f"gateway {i + 1}")
