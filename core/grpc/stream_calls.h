@@ -248,17 +248,19 @@ class StreamCalls {
           close = MayCloseLocked();
         }
       }
+      grpc::Status status;
       if (call) {
-        grpc::Status status = in_.code() == 0
-                                  ? grpc::Status::OK
-                                  : grpc::Status(static_cast<grpc::StatusCode>(in_.code()),
-                                                 in_.message());
+        if (in_.code() != 0) {
+          status = grpc::Status(static_cast<grpc::StatusCode>(in_.code()), in_.message());
+        }
         call->response->Swap(in_.mutable_response());
-        call->done(std::move(status));
       }
+      // The next answer is read before this one's `done` runs: `done` may run the caller's
+      // loop turn right here (EventLoop::Execute), and the other answers should not wait for it.
       in_.Clear();
       this->StartRead(&in_);
       if (close) this->StartWritesDone();
+      if (call) call->done(std::move(status));
     }
 
     void OnDone(const grpc::Status& status) override {
