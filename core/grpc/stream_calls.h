@@ -24,6 +24,7 @@ namespace xc {
 struct StreamCallsOptions {
   // Streams kept open. Each is opened through the channel's load balancer (round_robin over
   // the target's addresses), so a few streams spread one client's calls over a few replicas.
+  // 0: no streams, every call unary through `fallback` (--grpc_streams=false).
   int streams = 4;
   // A stream older than this takes no new calls and is closed once its calls are answered, so
   // that replicas added since get streams. Below the servers' GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS
@@ -57,7 +58,7 @@ class StreamCalls {
 
   StreamCalls(EventLoop* loop, Open open, Start fallback, StreamCallsOptions options = {})
       : loop_(loop), open_(std::move(open)), fallback_(std::move(fallback)), options_(options),
-        unimplemented_(std::make_shared<std::atomic<bool>>(false)),
+        unimplemented_(std::make_shared<std::atomic<bool>>(options.streams <= 0)),
         slots_(static_cast<size_t>(std::max(1, options.streams))) {}
   StreamCalls(const StreamCalls&) = delete;
   StreamCalls& operator=(const StreamCalls&) = delete;
@@ -75,7 +76,11 @@ class StreamCalls {
   Start AsStart() {
     return [this](grpc::ClientContext* context, Request* request, Response* response,
                   std::function<void(grpc::Status)> done) {
-      Call(context->deadline(), request, response, std::move(done));
+      if (unimplemented_->load(std::memory_order_relaxed)) {
+        fallback_(context, request, response, std::move(done));  // the caller's context
+      } else {
+        Call(context->deadline(), request, response, std::move(done));
+      }
     };
   }
 
@@ -89,13 +94,9 @@ class StreamCalls {
       return;
     }
     const int64_t now = EventLoop::NowNanos();
-    const int64_t deadline_ns =
-        now + std::chrono::duration_cast<std::chrono::nanoseconds>(
-                  deadline - std::chrono::system_clock::now())
-                  .count();
     auto frame = std::make_shared<Frame>();
     frame->mutable_request()->Swap(request);
-    Pending call{frame, response, deadline, deadline_ns, std::move(done)};
+    Pending call{frame, response, deadline, std::move(done)};
     std::shared_ptr<Stream>& slot = slots_[next_slot_++ % slots_.size()];
     if (slot && !slot->TakesCalls(now, options_.max_age)) {
       slot->Retire();
@@ -127,8 +128,7 @@ class StreamCalls {
     std::shared_ptr<Frame> frame;  // kept until answered: re-sent unary if the server has no
                                    // stream method
     Response* response;
-    std::chrono::system_clock::time_point deadline;
-    int64_t deadline_ns;
+    std::chrono::system_clock::time_point deadline;  // as a unary call's: the system clock
     std::function<void(grpc::Status)> done;
   };
 
@@ -191,13 +191,13 @@ class StreamCalls {
     }
 
     // Fails the calls whose deadline passed (their answers, if they come, are dropped).
-    void Expire(int64_t now_ns) {
+    void Expire(std::chrono::system_clock::time_point now) {
       std::vector<Pending> late;
       bool close = false;
       {
         std::lock_guard<std::mutex> lock(mu_);
         for (auto it = pending_.begin(); it != pending_.end();) {
-          if (it->second.deadline_ns <= now_ns) {
+          if (it->second.deadline <= now) {
             late.push_back(std::move(it->second));
             it = pending_.erase(it);
           } else {
@@ -325,7 +325,7 @@ class StreamCalls {
   }
 
   void Sweep() {
-    const int64_t now = EventLoop::NowNanos();
+    const auto now = std::chrono::system_clock::now();
     bool busy = false;
     for (auto& s : slots_) {
       if (!s) continue;

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
 
 namespace xc::metrics {
 namespace {
@@ -17,77 +18,67 @@ const char* CodeName(grpc::StatusCode code) {
   return i >= 0 && i < 17 ? kNames[i] : "Unknown";
 }
 
-struct Families {
-  Family<Counter>* started;
-  Family<Counter>* handled;
-  Family<Histogram>* seconds;
-};
+// "/pkg.Service/Method" → ("pkg.Service", "Method").
+std::pair<std::string, std::string> SplitMethod(const char* method) {
+  std::string full = method != nullptr ? method : "";
+  size_t slash = full.rfind('/');
+  std::string service = slash != std::string::npos && slash > 0 ? full.substr(1, slash - 1) : full;
+  std::string name = slash != std::string::npos ? full.substr(slash + 1) : full;
+  return {std::move(service), std::move(name)};
+}
 
 class MetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
-  MetricsInterceptor(const Families* f, const char* method) : f_(f) {
-    // "/pkg.Service/Method"
-    std::string full = method != nullptr ? method : "";
-    size_t slash = full.rfind('/');
-    service_ = slash != std::string::npos && slash > 0 ? full.substr(1, slash - 1) : full;
-    method_ = slash != std::string::npos ? full.substr(slash + 1) : full;
-    start_ = std::chrono::steady_clock::now();
-    f_->started->Add({{"grpc_service", service_}, {"grpc_method", method_}}).Increment();
+  MetricsInterceptor(const GrpcServerFamilies& f, const std::pair<std::string, std::string>& name)
+      : metrics_(f, name.first, name.second), start_(std::chrono::steady_clock::now()) {
+    metrics_.Started();
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(
             grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
-      grpc::Status status = methods->GetSendStatus();
-      f_->handled
-          ->Add({{"grpc_service", service_},
-                 {"grpc_method", method_},
-                 {"grpc_code", CodeName(status.error_code())}})
-          .Increment();
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-      f_->seconds->Add({{"grpc_service", service_}, {"grpc_method", method_}}).Observe(secs);
+      metrics_.Handled(
+          methods->GetSendStatus().error_code(),
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
     }
     methods->Proceed();
   }
 
  private:
-  const Families* f_;
-  std::string service_;
-  std::string method_;
+  CallMetrics metrics_;
   std::chrono::steady_clock::time_point start_;
 };
 
-Families FamiliesOf(Registry* r) {
-  return {&r->AddCounter("grpc_server_started_total", "RPCs started on the server."),
-          &r->AddCounter("grpc_server_handled_total", "RPCs completed on the server."),
-          &r->AddHistogram("grpc_server_handling_seconds",
-                           "Time from the start of an RPC to its status.")};
-}
-
 class Factory final : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  explicit Factory(Registry* r) : f_(FamiliesOf(r)) {}
+  explicit Factory(Registry* r) : f_(r) {}
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new MetricsInterceptor(&f_, info->method());
+    return new MetricsInterceptor(f_, SplitMethod(info->method()));
   }
 
  private:
-  Families f_;
+  GrpcServerFamilies f_;
 };
 
 }  // namespace
 
-CallMetrics::CallMetrics(Registry* registry, const std::string& service, const std::string& method)
-    : service_(service), method_(method) {
-  const Families f = FamiliesOf(registry);
-  handled_ = f.handled;
-  started_ = &f.started->Add({{"grpc_service", service_}, {"grpc_method", method_}});
-  handled_ok_ = &f.handled->Add(
-      {{"grpc_service", service_}, {"grpc_method", method_}, {"grpc_code", "OK"}});
-  seconds_ = &f.seconds->Add({{"grpc_service", service_}, {"grpc_method", method_}});
-}
+GrpcServerFamilies::GrpcServerFamilies(Registry* r)
+    : started(&r->AddCounter("grpc_server_started_total", "RPCs started on the server.")),
+      handled(&r->AddCounter("grpc_server_handled_total", "RPCs completed on the server.")),
+      seconds(&r->AddHistogram("grpc_server_handling_seconds",
+                               "Time from the start of an RPC to its status.")) {}
+
+CallMetrics::CallMetrics(const GrpcServerFamilies& f, const std::string& service,
+                         const std::string& method)
+    : handled_(f.handled),
+      started_(&f.started->Add({{"grpc_service", service}, {"grpc_method", method}})),
+      handled_ok_(&f.handled->Add(
+          {{"grpc_service", service}, {"grpc_method", method}, {"grpc_code", "OK"}})),
+      seconds_(&f.seconds->Add({{"grpc_service", service}, {"grpc_method", method}})),
+      service_(service),
+      method_(method) {}
 
 void CallMetrics::Started() const { started_->Increment(); }
 

@@ -16,12 +16,24 @@ namespace xc::metrics {
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> NewGrpcServerMetrics(
     Registry* registry);
 
-// The same three metrics for calls that are not RPCs of their own: the frames of a stream that
-// carries a unary method's calls (core/grpc/serve_stream.h), counted as calls of that method.
-// Thread-safe; `registry` must outlive it.
+// The three families of a registry.
+struct GrpcServerFamilies {
+  explicit GrpcServerFamilies(Registry* registry);
+  Family<Counter>* started;
+  Family<Counter>* handled;
+  Family<Histogram>* seconds;
+};
+
+// One method's calls in those metrics: every RPC's (the interceptor above), and calls that are
+// not RPCs of their own, such as the frames of a stream that carries a unary method's calls
+// (core/grpc/serve_stream.h), counted as calls of that method. Thread-safe; the registry must
+// outlive it.
 class CallMetrics {
  public:
-  CallMetrics(Registry* registry, const std::string& service, const std::string& method);
+  CallMetrics(const GrpcServerFamilies& families, const std::string& service,
+              const std::string& method);
+  CallMetrics(Registry* registry, const std::string& service, const std::string& method)
+      : CallMetrics(GrpcServerFamilies(registry), service, method) {}
   void Started() const;
   void Handled(grpc::StatusCode code, double seconds) const;
 

@@ -116,31 +116,25 @@ int main(int argc, char** argv) {
       xc::StreamCalls<xmpp::roster::v1::RosterBatchFrame, xmpp::roster::v1::RosterBatchReply>;
   using RouterStream =
       xc::StreamCalls<xmpp::presence::v1::RouterBatchFrame, xmpp::presence::v1::RouterBatchReply>;
-  std::unique_ptr<RosterStream> roster_stream;
-  std::unique_ptr<RouterStream> router_stream;
-  if (xc::UseGrpcStreams()) {
-    roster_stream = std::make_unique<RosterStream>(
-        &loop,
-        [stub = roster.get()](grpc::ClientContext* c, RosterStream::Reactor* r) {
-          stub->async()->HandleBatchStream(c, r);
-        },
-        roster_unary);
-    router_stream = std::make_unique<RouterStream>(
-        &loop,
-        [stub = router.get()](grpc::ClientContext* c, RouterStream::Reactor* r) {
-          stub->async()->HandleBatchStream(c, r);
-        },
-        router_unary);
-  }
+  xc::StreamCallsOptions streams;
+  if (!xc::UseGrpcStreams()) streams.streams = 0;
+  RosterStream roster_stream(
+      &loop,
+      [stub = roster.get()](grpc::ClientContext* c, RosterStream::Reactor* r) {
+        stub->async()->HandleBatchStream(c, r);
+      },
+      roster_unary, streams);
+  RouterStream router_stream(
+      &loop,
+      [stub = router.get()](grpc::ClientContext* c, RouterStream::Reactor* r) {
+        stub->async()->HandleBatchStream(c, r);
+      },
+      router_unary, streams);
   xc::CallBatcher<xmpp::roster::v1::RosterBatchRequest, xmpp::roster::v1::RosterBatchResponse>
-      roster_calls(&loop,
-                   roster_stream ? roster_stream->AsStart() : RosterStream::Start(roster_unary),
-                   batching);
+      roster_calls(&loop, roster_stream.AsStart(), batching);
   batching.units_per_call = &batch_inputs.Add({{"service", "router"}});
   xc::CallBatcher<xmpp::presence::v1::RouterBatchRequest, xmpp::presence::v1::RouterBatchResponse>
-      router_calls(&loop,
-                   router_stream ? router_stream->AsStart() : RouterStream::Start(router_unary),
-                   batching);
+      router_calls(&loop, router_stream.AsStart(), batching);
   xc::WorkPool work(2);
   xc::GatewayContext ctx;
   ctx.config = config;

@@ -36,25 +36,10 @@ CallBatcherOptions DispatchBatching(metrics::Registry* registry) {
   return o;
 }
 
-using DispatchStream =
-    StreamCalls<xmpp::presence::v1::DispatchBatchFrame, xmpp::presence::v1::DispatchBatchReply>;
-
-DispatchStream::Start UnaryDispatch(xmpp::presence::v1::PresenceRouter::Stub* router) {
-  return [router](grpc::ClientContext* c, xmpp::presence::v1::DispatchBatchRequest* req,
-                  xmpp::presence::v1::DispatchBatchResponse* resp,
-                  std::function<void(grpc::Status)> done) {
-    router->async()->DispatchBatch(c, req, resp, std::move(done));
-  };
-}
-
-std::unique_ptr<DispatchStream> NewDispatchStream(
-    EventLoop* loop, xmpp::presence::v1::PresenceRouter::Stub* router) {
-  return std::make_unique<DispatchStream>(
-      loop,
-      [router](grpc::ClientContext* c, DispatchStream::Reactor* reactor) {
-        router->async()->DispatchBatchStream(c, reactor);
-      },
-      UnaryDispatch(router));
+StreamCallsOptions DispatchStreams(bool on) {
+  StreamCallsOptions o;
+  if (!on) o.streams = 0;
+  return o;
 }
 
 }  // namespace
@@ -67,10 +52,18 @@ RosterGrpcService::RosterGrpcService(EventLoop* loop, RosterProcessor* processor
       processor_(processor),
       consistency_(consistency),
       batch_metrics_(registry, "xmpp.roster.v1.RosterService", "HandleBatch"),
-      dispatch_stream_(dispatch_streams ? NewDispatchStream(loop, router) : nullptr),
-      dispatch_(loop,
-                dispatch_stream_ ? dispatch_stream_->AsStart() : UnaryDispatch(router),
-                DispatchBatching(registry)),
+      dispatch_stream_(
+          loop,
+          [router](grpc::ClientContext* c, DispatchStream::Reactor* reactor) {
+            router->async()->DispatchBatchStream(c, reactor);
+          },
+          [router](grpc::ClientContext* c, xmpp::presence::v1::DispatchBatchRequest* req,
+                   xmpp::presence::v1::DispatchBatchResponse* resp,
+                   std::function<void(grpc::Status)> done) {
+            router->async()->DispatchBatch(c, req, resp, std::move(done));
+          },
+          DispatchStreams(dispatch_streams)),
+      dispatch_(loop, dispatch_stream_.AsStart(), DispatchBatching(registry)),
       requests_(&registry->AddCounter("xc_roster_requests_total",
                                       "Roster IQs and subscription stanzas, by type.")),
       effects_(&registry->AddCounter("xc_roster_effects_total",

@@ -105,10 +105,9 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Callback
   RosterProcessor* processor_;
   RosterConsistency* consistency_;
   metrics::CallMetrics batch_metrics_;  // HandleBatchStream's frames, as HandleBatch calls
-  // Before dispatch_, which calls through it.
-  std::unique_ptr<StreamCalls<xmpp::presence::v1::DispatchBatchFrame,
-                              xmpp::presence::v1::DispatchBatchReply>>
-      dispatch_stream_;
+  using DispatchStream =
+      StreamCalls<xmpp::presence::v1::DispatchBatchFrame, xmpp::presence::v1::DispatchBatchReply>;
+  DispatchStream dispatch_stream_;  // before dispatch_, which calls through it
   CallBatcher<xmpp::presence::v1::DispatchBatchRequest, xmpp::presence::v1::DispatchBatchResponse>
       dispatch_;
   metrics::Family<metrics::Counter>* requests_;
