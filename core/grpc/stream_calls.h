@@ -32,6 +32,13 @@ struct StreamCallsOptions {
   absl::Duration max_age = absl::Seconds(20);
   // How often deadlines are checked while calls are out.
   absl::Duration sweep = absl::Milliseconds(100);
+
+  // The defaults, or the unary mode (streams = 0) when `enabled` is false.
+  static StreamCallsOptions Enabled(bool enabled) {
+    StreamCallsOptions o;
+    if (!enabled) o.streams = 0;
+    return o;
+  }
 };
 
 // Unary-shaped calls carried as messages on long-lived bidirectional streams: one message out

@@ -29,8 +29,9 @@ std::pair<std::string, std::string> SplitMethod(const char* method) {
 
 class MetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
-  MetricsInterceptor(const GrpcServerFamilies& f, const std::pair<std::string, std::string>& name)
-      : metrics_(f, name.first, name.second), start_(std::chrono::steady_clock::now()) {
+  MetricsInterceptor(const GrpcServerFamilies& f, std::pair<std::string, std::string> name)
+      : metrics_(f, std::move(name.first), std::move(name.second)),
+        start_(std::chrono::steady_clock::now()) {
     metrics_.Started();
   }
 
@@ -70,15 +71,16 @@ GrpcServerFamilies::GrpcServerFamilies(Registry* r)
       seconds(&r->AddHistogram("grpc_server_handling_seconds",
                                "Time from the start of an RPC to its status.")) {}
 
-CallMetrics::CallMetrics(const GrpcServerFamilies& f, const std::string& service,
-                         const std::string& method)
+// service_ and method_ are declared last, so the labels are made from the parameters before
+// these move into them.
+CallMetrics::CallMetrics(const GrpcServerFamilies& f, std::string service, std::string method)
     : handled_(f.handled),
       started_(&f.started->Add({{"grpc_service", service}, {"grpc_method", method}})),
       handled_ok_(&f.handled->Add(
           {{"grpc_service", service}, {"grpc_method", method}, {"grpc_code", "OK"}})),
       seconds_(&f.seconds->Add({{"grpc_service", service}, {"grpc_method", method}})),
-      service_(service),
-      method_(method) {}
+      service_(std::move(service)),
+      method_(std::move(method)) {}
 
 void CallMetrics::Started() const { started_->Increment(); }
 

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/metrics/metrics.h"
@@ -30,10 +31,9 @@ struct GrpcServerFamilies {
 // outlive it.
 class CallMetrics {
  public:
-  CallMetrics(const GrpcServerFamilies& families, const std::string& service,
-              const std::string& method);
-  CallMetrics(Registry* registry, const std::string& service, const std::string& method)
-      : CallMetrics(GrpcServerFamilies(registry), service, method) {}
+  CallMetrics(const GrpcServerFamilies& families, std::string service, std::string method);
+  CallMetrics(Registry* registry, std::string service, std::string method)
+      : CallMetrics(GrpcServerFamilies(registry), std::move(service), std::move(method)) {}
   void Started() const;
   void Handled(grpc::StatusCode code, double seconds) const;
 

@@ -116,8 +116,7 @@ int main(int argc, char** argv) {
       xc::StreamCalls<xmpp::roster::v1::RosterBatchFrame, xmpp::roster::v1::RosterBatchReply>;
   using RouterStream =
       xc::StreamCalls<xmpp::presence::v1::RouterBatchFrame, xmpp::presence::v1::RouterBatchReply>;
-  xc::StreamCallsOptions streams;
-  if (!xc::UseGrpcStreams()) streams.streams = 0;
+  const xc::StreamCallsOptions streams = xc::StreamCallsOptions::Enabled(xc::UseGrpcStreams());
   RosterStream roster_stream(
       &loop,
       [stub = roster.get()](grpc::ClientContext* c, RosterStream::Reactor* r) {

@@ -36,12 +36,6 @@ CallBatcherOptions DispatchBatching(metrics::Registry* registry) {
   return o;
 }
 
-StreamCallsOptions DispatchStreams(bool on) {
-  StreamCallsOptions o;
-  if (!on) o.streams = 0;
-  return o;
-}
-
 }  // namespace
 
 RosterGrpcService::RosterGrpcService(EventLoop* loop, RosterProcessor* processor,
@@ -62,7 +56,7 @@ RosterGrpcService::RosterGrpcService(EventLoop* loop, RosterProcessor* processor
                    std::function<void(grpc::Status)> done) {
             router->async()->DispatchBatch(c, req, resp, std::move(done));
           },
-          DispatchStreams(dispatch_streams)),
+          StreamCallsOptions::Enabled(dispatch_streams)),
       dispatch_(loop, dispatch_stream_.AsStart(), DispatchBatching(registry)),
       requests_(&registry->AddCounter("xc_roster_requests_total",
                                       "Roster IQs and subscription stanzas, by type.")),
