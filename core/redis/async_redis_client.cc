@@ -33,14 +33,21 @@ RedisArgv ScriptArgv(const char* verb, const std::string& script_or_sha,
 
 }  // namespace
 
+// EVALSHA, and for a server that lost its script cache (restart, failover) the source, once.
+// One awaited command in the loop, so that the frame every script call allocates holds one
+// command's awaiter rather than two.
 Task<absl::StatusOr<RedisReply>> RunScript(AsyncRedisClient& redis, const RedisScript& script,
                                            std::vector<std::string> keys,
                                            std::vector<std::string> args) {
-  absl::StatusOr<RedisReply> reply =
-      co_await redis.Command(ScriptArgv("EVALSHA", script.sha1(), keys, args, false));
-  if (reply.ok() || !absl::StrContains(reply.status().message(), "NOSCRIPT")) co_return reply;
-  // The server lost its script cache (restart, failover): send the source once.
-  co_return co_await redis.Command(ScriptArgv("EVAL", script.source(), keys, args, true));
+  for (bool source = false;; source = true) {
+    // (Not a conditional inside the co_await: GCC 12 then destroys both arms' temporaries.)
+    RedisArgv argv = source ? ScriptArgv("EVAL", script.source(), keys, args, true)
+                            : ScriptArgv("EVALSHA", script.sha1(), keys, args, false);
+    absl::StatusOr<RedisReply> reply = co_await redis.Command(std::move(argv));
+    if (source || reply.ok() || !absl::StrContains(reply.status().message(), "NOSCRIPT")) {
+      co_return reply;
+    }
+  }
 }
 
 absl::Status FirstError(const RedisResults& results) {

@@ -239,27 +239,34 @@ Task<absl::StatusOr<RosterOutput>> RosterGrpcService::ComputeIq(
 }
 
 Task<absl::StatusOr<RosterOutput>> RosterGrpcService::ComputeSubscription(
-    const xmpp::roster::v1::SubscriptionRequest& request, ReadAhead read_ahead) {
+    const xmpp::roster::v1::SubscriptionRequest& request, ReadAhead* read_ahead) {
   absl::StatusOr<Jid> session = Jid::Parse(request.session_jid());
   absl::StatusOr<XmlElement> presence = FromStanzaProto(request.presence());
   if (!session.ok() || !presence.ok()) {
     co_return absl::InvalidArgumentError("bad session or stanza");
   }
   requests_->Add({{"type", request.presence().type()}}).Increment();
-  // The reads done ahead serve the first attempt only: a run again after a failure reads anew.
+  bool first = true;
   co_return co_await Compute([&] {
-    return processor_->HandleSubscription(*session, *presence,
-                                          std::exchange(read_ahead, std::nullopt));
+    // The reads done ahead serve the first attempt only: a run again after a failure reads anew.
+    if (!first) read_ahead->reset();
+    first = false;
+    return processor_->HandleSubscription(*session, *presence, read_ahead);
   });
 }
 
+namespace {
+
+Task<absl::StatusOr<RosterOutput>> Failed(absl::Status status) { co_return status; }
+
+}  // namespace
+
+// Not a coroutine: an input's task is the one this picks, with no frame of its own.
 Task<absl::StatusOr<RosterOutput>> RosterGrpcService::ComputeInput(
-    const xmpp::roster::v1::RosterInput& input, ReadAhead read_ahead) {
-  if (input.has_roster_iq()) co_return co_await ComputeIq(input.roster_iq());
-  if (input.has_subscription()) {
-    co_return co_await ComputeSubscription(input.subscription(), std::move(read_ahead));
-  }
-  co_return absl::InvalidArgumentError("empty roster input");
+    const xmpp::roster::v1::RosterInput& input, ReadAhead* read_ahead) {
+  if (input.has_roster_iq()) return ComputeIq(input.roster_iq());
+  if (input.has_subscription()) return ComputeSubscription(input.subscription(), read_ahead);
+  return Failed(absl::InvalidArgumentError("empty roster input"));
 }
 
 Task<absl::Status> RosterGrpcService::RosterIq(const xmpp::roster::v1::RosterIqRequest& request,
@@ -270,7 +277,8 @@ Task<absl::Status> RosterGrpcService::RosterIq(const xmpp::roster::v1::RosterIqR
 
 Task<absl::Status> RosterGrpcService::Subscription(
     const xmpp::roster::v1::SubscriptionRequest& request, Replies* replies, Origin origin) {
-  absl::StatusOr<RosterOutput> output = co_await ComputeSubscription(request, std::nullopt);
+  ReadAhead none;
+  absl::StatusOr<RosterOutput> output = co_await ComputeSubscription(request, &none);
   co_return co_await Complete(std::move(output), replies, origin);
 }
 
@@ -417,16 +425,13 @@ std::vector<RosterRun> Runs(const xmpp::roster::v1::RosterBatchRequest& request,
 // session changes meanwhile makes a step fail its swap and read again.
 Task<std::vector<RosterGrpcService::ReadAhead>> RosterGrpcService::ReadRun(const RosterRun& run) {
   std::vector<ReadAhead> ahead(run.inputs.size());
-  std::vector<size_t> read_for;  // run positions, in the order of `reads`
-  std::vector<Task<RosterProcessor::SubscriptionReads>> reads;
+  std::vector<Task<bool>> reads;
   for (size_t k = 0; k < run.pairs.size(); ++k) {
     if (!run.pairs[k]) continue;
-    read_for.push_back(k);
-    reads.push_back(processor_->ReadPair(run.pairs[k]->user, run.pairs[k]->contact));
+    ahead[k].emplace(RosterProcessor::SubscriptionReads{run.pairs[k]->user, run.pairs[k]->contact});
+    reads.push_back(processor_->ReadPair(&*ahead[k]));
   }
-  if (reads.empty()) co_return ahead;
-  std::vector<RosterProcessor::SubscriptionReads> done = co_await WhenAll(std::move(reads));
-  for (size_t i = 0; i < read_for.size(); ++i) ahead[read_for[i]] = std::move(done[i]);
+  if (!reads.empty()) co_await WhenAll(std::move(reads));
   co_return ahead;
 }
 
@@ -442,7 +447,7 @@ Task<std::vector<absl::StatusOr<RosterOutput>>> RosterGrpcService::ComputeRun(
   std::vector<Task<absl::StatusOr<RosterOutput>>> tasks;
   tasks.reserve(run.inputs.size());
   for (size_t k = 0; k < run.inputs.size(); ++k) {
-    tasks.push_back(ComputeInput(request.inputs(run.inputs[k]), std::move(ahead[k])));
+    tasks.push_back(ComputeInput(request.inputs(run.inputs[k]), &ahead[k]));  // `ahead` outlives
   }
   co_return co_await WhenAll(std::move(tasks));
 }

@@ -71,9 +71,11 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Callback
                         std::vector<int> chain,
                         xmpp::roster::v1::RosterBatchResponse* response);
   // An input's state change (parsed, run again after transient failures within a bound)...
+  // `read_ahead` is the entries read for it, if any (HandleSubscription's `reads`: kept by the
+  // caller until the task ends).
   using ReadAhead = std::optional<RosterProcessor::SubscriptionReads>;
   Task<absl::StatusOr<RosterOutput>> ComputeInput(const xmpp::roster::v1::RosterInput& input,
-                                                  ReadAhead read_ahead);
+                                                  ReadAhead* read_ahead);
   // A run of a chain's inputs that touch disjoint entries (see BatchChain), all at once, after
   // their first reads (ReadRun: [k] for the run's k-th input).
   Task<std::vector<absl::StatusOr<RosterOutput>>> ComputeRun(
@@ -81,7 +83,7 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Callback
   Task<std::vector<ReadAhead>> ReadRun(const RosterRun& run);
   Task<absl::StatusOr<RosterOutput>> ComputeIq(const xmpp::roster::v1::RosterIqRequest& request);
   Task<absl::StatusOr<RosterOutput>> ComputeSubscription(
-      const xmpp::roster::v1::SubscriptionRequest& request, ReadAhead read_ahead);
+      const xmpp::roster::v1::SubscriptionRequest& request, ReadAhead* read_ahead);
   Task<absl::StatusOr<RosterOutput>> Compute(
       std::function<Task<absl::StatusOr<RosterOutput>>()> flow);
   // ...then its effects dispatched and its replies filled.

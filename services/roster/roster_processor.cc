@@ -193,16 +193,21 @@ absl::StatusOr<Planned> Plan(std::optional<std::string> raw, size_t max_pending,
   return p;
 }
 
-// Read, decide, compare-and-swap; on a lost race decide again from the fresh value. `first`
-// is the entry when the caller has just read it (saves the first read).
-Task<absl::StatusOr<Applied>> Mutate(RosterStore* store, const Jid& user,
-                                     const std::string& contact, size_t max_pending,
-                                     Decide decide,
-                                     std::optional<std::optional<std::string>> first) {
+// Read, decide, compare-and-swap; on a lost race decide again from the fresh value. `first`,
+// when not null, is the entry as the caller has just read it (saves the first read; it is
+// moved from). The change made goes to `*applied`.
+//
+// The coroutines of a subscription's flow keep their results in the caller's objects (out
+// parameters) rather than returning them: every local, parameter and awaited temporary of a
+// coroutine lives in its heap frame for the whole call, and a burst holds hundreds of flows in
+// flight at once (docs/performance.md, optimisation 23).
+Task<absl::Status> Mutate(RosterStore* store, const Jid& user, const std::string& contact,
+                          size_t max_pending, Decide decide, std::optional<std::string>* first,
+                          Applied* applied) {
   const std::string owner = user.BareString();
   for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
     std::optional<std::string> raw;
-    if (attempt == 0 && first.has_value()) {
+    if (attempt == 0 && first != nullptr) {
       raw = std::move(*first);
     } else {
       absl::StatusOr<std::optional<std::string>> read = co_await store->GetItem(owner, contact);
@@ -211,12 +216,15 @@ Task<absl::StatusOr<Applied>> Mutate(RosterStore* store, const Jid& user,
     }
     absl::StatusOr<Planned> planned = Plan(std::move(raw), max_pending, decide);
     if (!planned.ok()) co_return planned.status();
-    if (planned->unchanged) co_return planned->applied;
-    absl::StatusOr<int64_t> version =
-        co_await store->WriteItem(owner, contact, std::move(planned->write));
+    if (planned->unchanged) {
+      *applied = std::move(planned->applied);
+      co_return absl::OkStatus();
+    }
+    absl::StatusOr<int64_t> version = co_await store->WriteItem(owner, contact, planned->write);
     if (version.ok()) {
-      planned->applied.version = *version;
-      co_return planned->applied;
+      *applied = std::move(planned->applied);
+      applied->version = *version;
+      co_return absl::OkStatus();
     }
     if (version.status().code() != absl::StatusCode::kAborted) co_return version.status();
   }
@@ -268,7 +276,7 @@ Decide InboundDecision(SubscriptionVerb verb, const std::string& stanza_xml,
 // when the outbound step does not go on to the contact (the entries read are still good), or
 // when the write found an entry changed or the contact's stored requests full (`stale`: the
 // steps then decide again, one after the other, from fresh reads, and answer a full contact
-// as they do).
+// as they do). `outbound` and `inbound` hold the changes only when written.
 struct BothSteps {
   bool written = false;
   bool stale = false;
@@ -278,36 +286,52 @@ struct BothSteps {
   Applied inbound;
 };
 
-Task<absl::StatusOr<BothSteps>> WriteBothSteps(RosterStore* store, size_t max_pending,
-                                               const Jid& user, const Jid& contact,
-                                               SubscriptionVerb verb, const XmlElement& stanza,
-                                               const std::optional<std::string>& mine,
-                                               const OwnedItem& theirs) {
-  BothSteps both;
-  absl::StatusOr<Planned> outbound = Plan(mine, max_pending, OutboundDecision(verb, &both.outcome));
-  if (!outbound.ok()) co_return outbound.status();
-  if (!both.outcome.route) co_return both;
+// What the pair write changes: each side's write, nullopt where that entry stays as it is.
+struct PairWrite {
+  std::optional<ItemWrite> mine;
+  std::optional<ItemWrite> theirs;
+};
+
+// Both steps decided from the two entries read (outcomes and changes into `both`, the writes
+// into `write`); nothing to write when the outbound step does not go on to the contact.
+absl::Status PlanBothSteps(size_t max_pending, SubscriptionVerb verb, const XmlElement& stanza,
+                           const std::optional<std::string>& mine, const OwnedItem& theirs,
+                           BothSteps* both, PairWrite* write) {
+  absl::StatusOr<Planned> outbound =
+      Plan(mine, max_pending, OutboundDecision(verb, &both->outcome));
+  if (!outbound.ok()) return outbound.status();
+  if (!both->outcome.route) return absl::OkStatus();
   const std::string stanza_xml = SerializeXml(stanza);
   absl::StatusOr<Planned> inbound =
-      Plan(theirs.record, max_pending, InboundDecision(verb, stanza_xml, &both.inbound_outcome));
-  if (!inbound.ok()) co_return inbound.status();
-  std::optional<ItemWrite> mine_write;
-  std::optional<ItemWrite> theirs_write;
-  if (!outbound->unchanged) mine_write = std::move(outbound->write);
-  if (!inbound->unchanged) theirs_write = std::move(inbound->write);
+      Plan(theirs.record, max_pending, InboundDecision(verb, stanza_xml, &both->inbound_outcome));
+  if (!inbound.ok()) return inbound.status();
+  if (!outbound->unchanged) write->mine = std::move(outbound->write);
+  if (!inbound->unchanged) write->theirs = std::move(inbound->write);
+  both->outbound = std::move(outbound->applied);
+  both->inbound = std::move(inbound->applied);
+  return absl::OkStatus();
+}
+
+// `reads` holds both entries (both read without error).
+Task<absl::Status> WriteBothSteps(RosterStore* store, size_t max_pending, SubscriptionVerb verb,
+                                  const XmlElement& stanza,
+                                  const RosterProcessor::SubscriptionReads& reads,
+                                  BothSteps* both) {
+  PairWrite write;
+  absl::Status planned =
+      PlanBothSteps(max_pending, verb, stanza, *reads.mine, *reads.theirs, both, &write);
+  if (!planned.ok() || !both->outcome.route) co_return planned;
   absl::StatusOr<std::pair<int64_t, int64_t>> versions = co_await store->WritePair(
-      user.BareString(), contact.BareString(), std::move(mine_write), std::move(theirs_write));
+      reads.user.BareString(), reads.contact.BareString(), write.mine, write.theirs);
   if (absl::IsAborted(versions.status()) || absl::IsResourceExhausted(versions.status())) {
-    both.stale = true;
-    co_return both;
+    both->stale = true;
+    co_return absl::OkStatus();
   }
   if (!versions.ok()) co_return versions.status();
-  both.written = true;
-  both.outbound = std::move(outbound->applied);
-  both.outbound.version = versions->first;
-  both.inbound = std::move(inbound->applied);
-  both.inbound.version = versions->second;
-  co_return both;
+  both->written = true;
+  both->outbound.version = versions->first;
+  both->inbound.version = versions->second;
+  co_return absl::OkStatus();
 }
 
 // Metrics of one applied step: a state change, and a waiting request stored or cleared (the
@@ -447,7 +471,8 @@ Task<absl::Status> RosterProcessor::HandleSet(const Jid& session, const XmlEleme
   // The size limit applies when the set adds an item (decided below, from the stored entry).
   absl::StatusOr<int64_t> entries = co_await store_->EntryCount(session.BareString());
   if (!entries.ok()) co_return entries.status();
-  absl::StatusOr<Applied> applied = co_await Mutate(
+  Applied applied;
+  absl::Status mutated = co_await Mutate(
       store_, session.Bare(), contact, limits_.max_pending,
       [&](const std::optional<RosterItemRecord>& before) -> absl::StatusOr<Change> {
         if ((!before || !before->in_roster()) &&
@@ -463,12 +488,12 @@ Task<absl::Status> RosterProcessor::HandleSet(const Jid& session, const XmlEleme
         change.force_version = true;
         return change;
       },
-      std::nullopt);
-  if (!applied.ok()) co_return applied.status();
+      nullptr, &applied);
+  if (!mutated.ok()) co_return mutated;
   XmlElement result = MakeIqResult(iq);
   result.RemoveAttribute("from");
   out->replies.push_back(std::move(result));
-  AddPush(session, contact, &*applied->after, applied->version, out);
+  AddPush(session, contact, &*applied.after, applied.version, out);
   co_return absl::OkStatus();
 }
 
@@ -476,7 +501,8 @@ Task<absl::Status> RosterProcessor::HandleRemove(const Jid& session, const XmlEl
                                                  const Jid& contact_jid, RosterOutput* out) {
   const Jid user = session.Bare();
   const std::string contact = contact_jid.BareString();
-  absl::StatusOr<Applied> applied = co_await Mutate(
+  Applied applied;
+  absl::Status mutated = co_await Mutate(
       store_, user, contact, limits_.max_pending,
       [&](const std::optional<RosterItemRecord>& before) -> absl::StatusOr<Change> {
         if (!before || !before->in_roster()) {
@@ -486,22 +512,22 @@ Task<absl::Status> RosterProcessor::HandleRemove(const Jid& session, const XmlEl
         change.pending = before->pending_in() ? PendingOp::kDelete : PendingOp::kKeep;
         return change;
       },
-      std::nullopt);
-  if (!applied.ok()) co_return applied.status();
-  Count(*applied, "remove", "outbound", out);
+      nullptr, &applied);
+  if (!mutated.ok()) co_return mutated;
+  Count(applied, "remove", "outbound", out);
   XmlElement result = MakeIqResult(iq);
   result.RemoveAttribute("from");
   out->replies.push_back(std::move(result));
-  AddPush(session, contact, nullptr, applied->version, out);
+  AddPush(session, contact, nullptr, applied.version, out);
   // §2.5.2 and A6: cancel in both directions from the state before the removal; these bypass
   // the outbound table (from N it would suppress `unsubscribed`).
-  const SubscriptionState was = StateOf(*applied->before);
+  const SubscriptionState was = StateOf(*applied.before);
   Flow flow{out, {}};
   if (was.to || was.pending_out) {
     const XmlElement stanza =
         SubscriptionStanza(user, contact_jid, SubscriptionVerb::kUnsubscribe);
     absl::Status s = co_await ProcessInbound(contact_jid, user, SubscriptionVerb::kUnsubscribe,
-                                             stanza, 0, &flow, std::nullopt);
+                                             stanza, 0, &flow, nullptr);
     if (!s.ok()) co_return s;
   }
   if (was.from || was.pending_in) {
@@ -509,23 +535,29 @@ Task<absl::Status> RosterProcessor::HandleRemove(const Jid& session, const XmlEl
     const XmlElement stanza =
         SubscriptionStanza(user, contact_jid, SubscriptionVerb::kUnsubscribed);
     absl::Status s = co_await ProcessInbound(contact_jid, user, SubscriptionVerb::kUnsubscribed,
-                                             stanza, 0, &flow, std::nullopt);
+                                             stanza, 0, &flow, nullptr);
     if (!s.ok()) co_return s;
   }
   co_return co_await DrainDeferred(&flow);
 }
 
-Task<RosterProcessor::SubscriptionReads> RosterProcessor::ReadPair(Jid user, Jid contact) {
-  auto [mine, theirs] = co_await WhenBoth(store_->GetItem(user.BareString(), contact.BareString()),
-                                          store_->GetOwnedItem(contact.BareString(),
-                                                               user.BareString()));
-  co_return SubscriptionReads{std::move(user), std::move(contact), std::move(mine),
-                              std::move(theirs)};
+Task<bool> RosterProcessor::ReadPair(SubscriptionReads* reads) {
+  auto [mine, theirs] =
+      co_await WhenBoth(store_->GetItem(reads->user.BareString(), reads->contact.BareString()),
+                        store_->GetOwnedItem(reads->contact.BareString(), reads->user.BareString()));
+  reads->mine = std::move(mine);
+  reads->theirs = std::move(theirs);
+  co_return reads->mine.ok() && reads->theirs.ok();
+}
+
+Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(const Jid& user,
+                                                                       const XmlElement& presence) {
+  std::optional<SubscriptionReads> reads;
+  co_return co_await HandleSubscription(user, presence, &reads);
 }
 
 Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
-    const Jid& user_jid, const XmlElement& presence,
-    std::optional<SubscriptionReads> read_ahead) {
+    const Jid& user_jid, const XmlElement& presence, std::optional<SubscriptionReads>* reads) {
   RosterOutput out;
   std::optional<SubscriptionVerb> verb = VerbOf(presence.Attribute("type"));
   absl::StatusOr<Jid> contact_jid = Jid::Parse(presence.Attribute("to"));
@@ -544,47 +576,47 @@ Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
   // Both entries at once: the user's (for this outbound step) and the contact's (for the
   // inbound step that usually follows), unless the caller read them ahead. Each step still
   // compares-and-swaps, so a read that is stale by then only costs a retry.
-  if (read_ahead.has_value() && !(read_ahead->user == user && read_ahead->contact == contact)) {
-    read_ahead.reset();
+  if (reads->has_value() && !((*reads)->user == user && (*reads)->contact == contact)) {
+    reads->reset();
   }
-  if (!read_ahead.has_value()) read_ahead = co_await ReadPair(user, contact);
-  absl::StatusOr<std::optional<std::string>>& mine = read_ahead->mine;
-  absl::StatusOr<OwnedItem>& theirs = read_ahead->theirs;
+  if (!reads->has_value()) {
+    reads->emplace(SubscriptionReads{user, contact});
+    co_await ReadPair(&**reads);
+  }
+  absl::StatusOr<std::optional<std::string>>& mine = (*reads)->mine;
+  absl::StatusOr<OwnedItem>& theirs = (*reads)->theirs;
   if (!mine.ok()) co_return mine.status();
   // Both steps in one atomic write when the store can and the stanza goes on to the contact:
   // decided from the two entries read, and taken only if neither changed since. Otherwise (or
   // when that write finds a change) one step after the other, each its own compare-and-swap.
   BothSteps both;
   if (store_->WritesPairsAtomically() && theirs.ok() && theirs->user_exists) {
-    absl::StatusOr<BothSteps> written = co_await WriteBothSteps(
-        store_, limits_.max_pending, user, contact, *verb, stanza, *mine, *theirs);
-    if (!written.ok()) co_return written.status();
-    both = std::move(*written);
+    absl::Status written =
+        co_await WriteBothSteps(store_, limits_.max_pending, *verb, stanza, **reads, &both);
+    if (!written.ok()) co_return written;
   }
-  OutboundOutcome outcome = both.outcome;
-  absl::StatusOr<Applied> applied = both.outbound;
+  const OutboundOutcome& outcome = both.outcome;
+  Applied& applied = both.outbound;
   if (!both.written) {
-    std::optional<std::optional<std::string>> first;
-    if (!both.stale) first = std::move(*mine);
-    applied = co_await Mutate(store_, user, contact.BareString(), limits_.max_pending,
-                              OutboundDecision(*verb, &outcome), std::move(first));
-    if (!applied.ok()) co_return applied.status();
+    absl::Status mutated =
+        co_await Mutate(store_, user, contact.BareString(), limits_.max_pending,
+                        OutboundDecision(*verb, &both.outcome), both.stale ? nullptr : &*mine,
+                        &applied);
+    if (!mutated.ok()) co_return mutated;
   }
-  Count(*applied, VerbName(*verb), "outbound", &out);
+  Count(applied, VerbName(*verb), "outbound", &out);
   Flow flow{&out, {}};
   if (outcome.unavailable_first) AddSnapshot(user, contact, /*unavailable=*/true, &out);
   if (outcome.route && both.written) {
     InboundEffects(contact, user, *verb, stanza, 0, &flow, both.inbound, both.inbound_outcome);
   } else if (outcome.route) {
-    std::optional<OwnedItem> read;
-    if (theirs.ok() && !both.stale) read = *std::move(theirs);
-    absl::Status s =
-        co_await ProcessInbound(contact, user, *verb, stanza, 0, &flow, std::move(read));
+    OwnedItem* read = theirs.ok() && !both.stale ? &*theirs : nullptr;
+    absl::Status s = co_await ProcessInbound(contact, user, *verb, stanza, 0, &flow, read);
     if (!s.ok()) co_return s;
   }
-  if (applied->pushed) {
-    AddPush(user, contact.BareString(), applied->after ? &*applied->after : nullptr,
-            applied->version, &out);
+  if (applied.pushed) {
+    AddPush(user, contact.BareString(), applied.after ? &*applied.after : nullptr,
+            applied.version, &out);
   }
   if (outcome.send_current_presence) AddSnapshot(user, contact, /*unavailable=*/false, &out);
   absl::Status drained = co_await DrainDeferred(&flow);
@@ -603,7 +635,7 @@ Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleInbound(const Jid& rec
   stanza.SetAttribute("to", receiver.BareString());
   Flow flow{&out, {}};
   absl::Status s =
-      co_await ProcessInbound(receiver.Bare(), sender.Bare(), *verb, stanza, 0, &flow, std::nullopt);
+      co_await ProcessInbound(receiver.Bare(), sender.Bare(), *verb, stanza, 0, &flow, nullptr);
   if (s.ok()) s = co_await DrainDeferred(&flow);
   if (!s.ok()) co_return s;
   co_return out;
@@ -618,44 +650,41 @@ Task<absl::Status> RosterProcessor::DrainDeferred(Flow* flow) {
     }
     const XmlElement stanza = SubscriptionStanza(d.sender, d.receiver, d.verb);
     absl::Status s =
-        co_await ProcessInbound(d.receiver, d.sender, d.verb, stanza, d.depth, flow, std::nullopt);
+        co_await ProcessInbound(d.receiver, d.sender, d.verb, stanza, d.depth, flow, nullptr);
     if (!s.ok()) co_return s;
   }
   flow->deferred.clear();
   co_return absl::OkStatus();
 }
 
-Task<absl::Status> RosterProcessor::ProcessInbound(Jid receiver, Jid sender,
+Task<absl::Status> RosterProcessor::ProcessInbound(const Jid& receiver, const Jid& sender,
                                                    SubscriptionVerb verb,
                                                    const XmlElement& stanza, int depth,
-                                                   Flow* flow, std::optional<OwnedItem> read) {
-  RosterOutput* out = flow->out;
+                                                   Flow* flow, OwnedItem* read) {
   if (depth > 2) co_return absl::OkStatus();
   // The receiver's account and entry in one round trip; the entry seeds the first CAS.
-  absl::StatusOr<OwnedItem> owned;
-  if (read.has_value()) {
-    owned = *std::move(read);
-  } else {
-    owned = co_await store_->GetOwnedItem(receiver.BareString(), sender.BareString());
+  absl::StatusOr<OwnedItem> fetched;
+  OwnedItem* owned = read;
+  if (owned == nullptr) {
+    fetched = co_await store_->GetOwnedItem(receiver.BareString(), sender.BareString());
+    if (!fetched.ok()) co_return fetched.status();
+    owned = &*fetched;
   }
-  if (!owned.ok()) co_return owned.status();
   if (!owned->user_exists) co_return absl::OkStatus();  // A1: ignore silently, reveal nothing
   const std::string stanza_xml = SerializeXml(stanza);
   InboundOutcome outcome;
-  absl::StatusOr<Applied> applied =
+  Applied applied;
+  absl::Status mutated =
       co_await Mutate(store_, receiver, sender.BareString(), limits_.max_pending,
-                      InboundDecision(verb, stanza_xml, &outcome), std::move(owned->record));
-  if (!applied.ok()) {
-    if (absl::IsResourceExhausted(applied.status()) && depth == 0) {
-      // The contact cannot keep more requests: tell the sender, change nothing more.
-      XmlElement error = MakeErrorReply(stanza, StanzaErrorCondition::kResourceConstraint,
-                                        "the contact has too many waiting requests");
-      out->replies.push_back(std::move(error));
-      co_return absl::OkStatus();
-    }
-    co_return applied.status();
+                      InboundDecision(verb, stanza_xml, &outcome), &owned->record, &applied);
+  if (absl::IsResourceExhausted(mutated) && depth == 0) {
+    // The contact cannot keep more requests: tell the sender, change nothing more.
+    flow->out->replies.push_back(MakeErrorReply(stanza, StanzaErrorCondition::kResourceConstraint,
+                                                "the contact has too many waiting requests"));
+    co_return absl::OkStatus();
   }
-  InboundEffects(receiver, sender, verb, stanza, depth, flow, *applied, outcome);
+  if (!mutated.ok()) co_return mutated;
+  InboundEffects(receiver, sender, verb, stanza, depth, flow, applied, outcome);
   co_return absl::OkStatus();
 }
 

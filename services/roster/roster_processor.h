@@ -53,23 +53,23 @@ class RosterProcessor {
   struct SubscriptionReads {
     Jid user;     // the pair read (bare JIDs)
     Jid contact;
-    absl::StatusOr<std::optional<std::string>> mine;
-    absl::StatusOr<OwnedItem> theirs;
+    absl::StatusOr<std::optional<std::string>> mine = absl::UnavailableError("not read");
+    absl::StatusOr<OwnedItem> theirs = absl::UnavailableError("not read");
   };
   // `presence` is subscribe/subscribed/unsubscribe/unsubscribed with bare `from` and `to`.
-  // `read_ahead`, from ReadPair(), saves the first round trip: the entries only seed the flow's
-  // compare-and-swaps, so when they changed since, the steps read again. Reads of a pair other
-  // than the stanza's are not used.
-  Task<absl::StatusOr<RosterOutput>> HandleSubscription(
-      const Jid& user, const XmlElement& presence,
-      std::optional<SubscriptionReads> read_ahead);
+  // `*reads`, when it holds the entries ReadPair() read for the stanza's pair, saves the first
+  // round trip: the entries only seed the flow's compare-and-swaps, so when they changed
+  // since, the steps read again. Reads of another pair are not used. The flow reads into
+  // `*reads` when it has to and uses its entries up; it must stay valid until the call ends.
   Task<absl::StatusOr<RosterOutput>> HandleSubscription(const Jid& user,
-                                                        const XmlElement& presence) {
-    return HandleSubscription(user, presence, std::nullopt);
-  }
-  // What HandleSubscription reads first for a stanza from `user` to `contact` (both bare):
-  // the two entries, in one round trip.
-  Task<SubscriptionReads> ReadPair(Jid user, Jid contact);
+                                                        const XmlElement& presence,
+                                                        std::optional<SubscriptionReads>* reads);
+  Task<absl::StatusOr<RosterOutput>> HandleSubscription(const Jid& user,
+                                                        const XmlElement& presence);
+  // What HandleSubscription reads first for a stanza from reads->user to reads->contact (both
+  // bare): the two entries, in one round trip, into `mine` and `theirs`. True when both reads
+  // succeeded.
+  Task<bool> ReadPair(SubscriptionReads* reads);
   // A subscription stanza from `sender` arriving for local user `receiver` (inbound processing
   // only: what a contact's server would hand us).
   Task<absl::StatusOr<RosterOutput>> HandleInbound(const Jid& receiver, const Jid& sender,
@@ -98,10 +98,11 @@ class RosterProcessor {
     RosterOutput* out;
     std::vector<Deferred> deferred;
   };
-  // `read`: the receiver's entry for the sender, when the caller already has it.
-  Task<absl::Status> ProcessInbound(Jid receiver, Jid sender, SubscriptionVerb verb,
+  // `read`: the receiver's entry for the sender when the caller already has it (its record is
+  // moved from), else null.
+  Task<absl::Status> ProcessInbound(const Jid& receiver, const Jid& sender, SubscriptionVerb verb,
                                     const XmlElement& stanza, int depth, Flow* flow,
-                                    std::optional<OwnedItem> read);
+                                    OwnedItem* read);
   Task<absl::Status> DrainDeferred(Flow* flow);
   // What an inbound step that changed `applied` produces (deliveries, pushes, deferred work).
   void InboundEffects(const Jid& receiver, const Jid& sender, SubscriptionVerb verb,

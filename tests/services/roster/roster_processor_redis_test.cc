@@ -96,14 +96,17 @@ class RosterProcessorRedisBase : public RosterRedisFixture {
 
   // u's subscribe to c, with `reads` as the entries read ahead.
   absl::StatusOr<RosterOutput> SubscribeWithReads(RosterProcessor::SubscriptionReads reads) {
+    std::optional<RosterProcessor::SubscriptionReads> ahead(std::move(reads));
     return Sync(processor_->HandleSubscription(
         *Jid::Parse("u@d/r"), Stanza("<presence type='subscribe' from='u@d' to='c@d' id='x'/>"),
-        std::move(reads)));
+        &ahead));
   }
 
   RosterProcessor::SubscriptionReads ReadPair(const std::string& user,
                                               const std::string& contact) {
-    return Sync(processor_->ReadPair(*Jid::Parse(user), *Jid::Parse(contact)));
+    RosterProcessor::SubscriptionReads reads{*Jid::Parse(user), *Jid::Parse(contact)};
+    Sync(processor_->ReadPair(&reads));
+    return reads;
   }
 
   RosterOutput Iq(const std::string& session, const std::string& xml) {
