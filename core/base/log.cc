@@ -34,7 +34,8 @@ const char* LevelName(LogLevel level) {
 void SetMinLogLevel(LogLevel level) { g_min_level = static_cast<int>(level); }
 LogLevel MinLogLevel() { return static_cast<LogLevel>(g_min_level.load()); }
 
-LogMessage::LogMessage(LogLevel level, const char* file, int line) : level_(level) {
+LogMessage::LogMessage(LogLevel level, const char* file, int line, int exit_status)
+    : level_(level), exit_status_(exit_status) {
   const char* base = std::strrchr(file, '/');
   stream_ << LevelName(level) << absl::FormatTime(" %H:%M:%E3S ", absl::Now(), absl::UTCTimeZone())
           << (base ? base + 1 : file) << ":" << line << "] ";
@@ -47,6 +48,11 @@ LogMessage::~LogMessage() {
   if (level_ == LogLevel::kFatal) {
     std::fflush(stderr);
     std::abort();
+  }
+  if (exit_status_ != 0) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(exit_status_);
   }
 }
 

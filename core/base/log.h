@@ -4,7 +4,11 @@
 #include <string>
 
 // Minimal leveled logging to stderr (Debian's abseil 20220623 has no absl/log).
-// XC_LOG(INFO) << "text";   XC_CHECK(cond) << "why";  (a failed check aborts: broken invariant)
+// XC_LOG(INFO) << "text";
+// XC_CHECK(cond) << "why";    a broken invariant: the process aborts (a core dump to debug).
+// XC_REQUIRE(cond) << "why";  what a process cannot start without (a flag, a certificate, a
+//                             port): it prints why and exits with status 1, as a server should
+//                             on bad configuration.
 
 namespace xc {
 
@@ -15,12 +19,15 @@ LogLevel MinLogLevel();
 
 class LogMessage {
  public:
-  LogMessage(LogLevel level, const char* file, int line);
+  // exit_status != 0: after printing, the process ends with that status (no destructors run:
+  // other threads may still be working).
+  LogMessage(LogLevel level, const char* file, int line, int exit_status = 0);
   ~LogMessage();
   std::ostream& stream() { return stream_; }
 
  private:
   LogLevel level_;
+  int exit_status_;
   std::ostringstream stream_;
 };
 
@@ -45,3 +52,7 @@ struct LogVoidify {
 #define XC_CHECK(cond) \
   (cond) ? (void)0     \
          : ::xc::LogVoidify() & ::xc::LogMessage(::xc::LogLevel::kFatal, __FILE__, __LINE__).stream() << "Check failed: " #cond " "
+
+#define XC_REQUIRE(cond) \
+  (cond) ? (void)0       \
+         : ::xc::LogVoidify() & ::xc::LogMessage(::xc::LogLevel::kError, __FILE__, __LINE__, 1).stream()

@@ -54,10 +54,10 @@ int main(int argc, char** argv) {
   config.id = absl::GetFlag(FLAGS_id).empty() ? xc::RandomId(10) : absl::GetFlag(FLAGS_id);
   for (absl::string_view d : absl::StrSplit(absl::GetFlag(FLAGS_domains), ',', absl::SkipEmpty())) {
     absl::StatusOr<std::string> domain = xc::PrepareDomainpart(d);
-    XC_CHECK(domain.ok()) << "bad domain '" << d << "': " << domain.status();
+    XC_REQUIRE(domain.ok()) << "bad domain '" << d << "': " << domain.status();
     config.domains.push_back(*domain);
   }
-  XC_CHECK(!config.domains.empty()) << "--domains is empty";
+  XC_REQUIRE(!config.domains.empty()) << "--domains is empty";
   config.allow_plaintext = absl::GetFlag(FLAGS_allow_plaintext);
   config.tls_required = absl::GetFlag(FLAGS_tls_required);
   config.channel_binding = absl::GetFlag(FLAGS_channel_binding);
@@ -65,14 +65,14 @@ int main(int argc, char** argv) {
   if (!absl::GetFlag(FLAGS_tls_cert).empty()) {
     absl::StatusOr<void*> tls =
         xc::NewTlsServerContext(absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key));
-    XC_CHECK(tls.ok()) << tls.status();
+    XC_REQUIRE(tls.ok()) << tls.status();
     tls_context = *tls;
   } else {
-    XC_CHECK(config.allow_plaintext)
+    XC_REQUIRE(config.allow_plaintext)
         << "no --tls_cert: give a certificate, or --allow_plaintext for loopback development";
   }
   absl::StatusOr<void*> sasl_context = xc::NewSaslServerContext();
-  XC_CHECK(sasl_context.ok()) << sasl_context.status();
+  XC_REQUIRE(sasl_context.ok()) << sasl_context.status();
   config.limits.max_stanza_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_stanza_bytes));
   config.max_auth_attempts = absl::GetFlag(FLAGS_max_auth_attempts);
   config.max_connections_per_ip = absl::GetFlag(FLAGS_max_connections_per_ip);
@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<std::unique_ptr<xc::ServiceRuntime>> runtime = xc::ServiceRuntime::Create(
       "xc_gateway", absl::GetFlag(FLAGS_redis), absl::GetFlag(FLAGS_admin_listen));
-  XC_CHECK(runtime.ok()) << runtime.status();
+  XC_REQUIRE(runtime.ok()) << runtime.status();
   xc::RedisClient* redis = (*runtime)->redis();
   xc::GatewayMetrics gateway_metrics((*runtime)->registry());
   xc::AccountStore accounts(redis);
@@ -149,22 +149,22 @@ int main(int argc, char** argv) {
   xc::DeliveryService delivery(&ctx);
   absl::StatusOr<std::unique_ptr<grpc::Server>> server =
       (*runtime)->StartServer(absl::GetFlag(FLAGS_grpc_listen), {&delivery});
-  XC_CHECK(server.ok()) << server.status();
+  XC_REQUIRE(server.ok()) << server.status();
 
   std::vector<std::string> hostport = absl::StrSplit(absl::GetFlag(FLAGS_listen), ':');
-  XC_CHECK(hostport.size() == 2) << "--listen must be host:port";
+  XC_REQUIRE(hostport.size() == 2) << "--listen must be host:port";
   xc::ClientListener listener(&ctx);
   absl::StatusOr<int> port = listener.Listen(hostport[0], std::stoi(hostport[1]));
-  XC_CHECK(port.ok()) << port.status();
+  XC_REQUIRE(port.ok()) << port.status();
   std::unique_ptr<xc::ClientListener> tls_listener;
   if (!absl::GetFlag(FLAGS_listen_tls).empty()) {
-    XC_CHECK(tls_context != nullptr) << "--listen_tls needs --tls_cert and --tls_key";
+    XC_REQUIRE(tls_context != nullptr) << "--listen_tls needs --tls_cert and --tls_key";
     std::vector<std::string> tls_hostport = absl::StrSplit(absl::GetFlag(FLAGS_listen_tls), ':');
-    XC_CHECK(tls_hostport.size() == 2) << "--listen_tls must be host:port";
+    XC_REQUIRE(tls_hostport.size() == 2) << "--listen_tls must be host:port";
     tls_listener = std::make_unique<xc::ClientListener>(&ctx, /*direct_tls=*/true);
     absl::StatusOr<int> tls_port =
         tls_listener->Listen(tls_hostport[0], std::stoi(tls_hostport[1]));
-    XC_CHECK(tls_port.ok()) << tls_port.status();
+    XC_REQUIRE(tls_port.ok()) << tls_port.status();
     XC_LOG(INFO) << "direct TLS on " << tls_hostport[0] << ":" << *tls_port;
   }
 
@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
       redis, config.id, advertise, absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_ttl_ms)),
       on_fenced, [&ctx] { ctx.fenced = false; });
   absl::Status registered = registration.Register();
-  XC_CHECK(registered.ok()) << "cannot register in Redis: " << registered;
+  XC_REQUIRE(registered.ok()) << "cannot register in Redis: " << registered;
   XC_LOG(INFO) << "gateway " << config.id << " serving XMPP on " << hostport[0] << ":" << *port
                << ", Deliver on " << advertise;
 

@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   xc::InstallShutdownHandlers();
   absl::StatusOr<std::unique_ptr<xc::ServiceRuntime>> runtime = xc::ServiceRuntime::Create(
       "xc_router", absl::GetFlag(FLAGS_redis), absl::GetFlag(FLAGS_admin_listen));
-  XC_CHECK(runtime.ok()) << runtime.status();
+  XC_REQUIRE(runtime.ok()) << runtime.status();
   xc::EventLoop* loop = (*runtime)->loop();
   xc::AsyncRedisClient* redis = (*runtime)->async_redis();
   std::unique_ptr<xc::SessionDirectory> directory = xc::NewRedisSessionDirectory(redis);
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<std::unique_ptr<grpc::Server>> server =
       (*runtime)->StartServer(absl::GetFlag(FLAGS_listen), {&service});
-  XC_CHECK(server.ok()) << server.status();
+  XC_REQUIRE(server.ok()) << server.status();
   XC_LOG(INFO) << "presence router listening on " << absl::GetFlag(FLAGS_listen);
 
   xc::metrics::Counter& reaped =

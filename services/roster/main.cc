@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   xc::InstallShutdownHandlers();
   absl::StatusOr<std::unique_ptr<xc::ServiceRuntime>> runtime = xc::ServiceRuntime::Create(
       "xc_roster", absl::GetFlag(FLAGS_redis), absl::GetFlag(FLAGS_admin_listen));
-  XC_CHECK(runtime.ok()) << runtime.status();
+  XC_REQUIRE(runtime.ok()) << runtime.status();
   xc::RedisClient* redis = (*runtime)->redis();
   const bool single_node = !absl::StartsWith(absl::GetFlag(FLAGS_redis), "cluster://");
   std::unique_ptr<xc::RosterStore> store =
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<std::unique_ptr<grpc::Server>> server =
       (*runtime)->StartServer(absl::GetFlag(FLAGS_listen), {&service});
-  XC_CHECK(server.ok()) << server.status();
+  XC_REQUIRE(server.ok()) << server.status();
   XC_LOG(INFO) << "roster service listening on " << absl::GetFlag(FLAGS_listen);
   xc::WaitForShutdown();
   (*runtime)->Drain(server->get());
