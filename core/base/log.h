@@ -53,6 +53,7 @@ struct LogVoidify {
   (cond) ? (void)0     \
          : ::xc::LogVoidify() & ::xc::LogMessage(::xc::LogLevel::kFatal, __FILE__, __LINE__).stream() << "Check failed: " #cond " "
 
-#define XC_REQUIRE(cond) \
-  (cond) ? (void)0       \
-         : ::xc::LogVoidify() & ::xc::LogMessage(::xc::LogLevel::kError, __FILE__, __LINE__, 1).stream()
+#define XC_REQUIRE(cond)        \
+  (cond) ? (void)0              \
+         : ::xc::LogVoidify() & \
+               ::xc::LogMessage(::xc::LogLevel::kError, __FILE__, __LINE__, 1).stream()

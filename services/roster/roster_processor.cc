@@ -276,7 +276,7 @@ Decide InboundDecision(SubscriptionVerb verb, const std::string& stanza_xml,
 // when the outbound step does not go on to the contact (the entries read are still good), or
 // when the write found an entry changed or the contact's stored requests full (`stale`: the
 // steps then decide again, one after the other, from fresh reads, and answer a full contact
-// as they do). `outbound` and `inbound` hold the changes only when written.
+// as they do). `outbound` and `inbound` are the changes written: meaningful only when `written`.
 struct BothSteps {
   bool written = false;
   bool stale = false;
@@ -542,9 +542,9 @@ Task<absl::Status> RosterProcessor::HandleRemove(const Jid& session, const XmlEl
 }
 
 Task<bool> RosterProcessor::ReadPair(SubscriptionReads* reads) {
-  auto [mine, theirs] =
-      co_await WhenBoth(store_->GetItem(reads->user.BareString(), reads->contact.BareString()),
-                        store_->GetOwnedItem(reads->contact.BareString(), reads->user.BareString()));
+  auto [mine, theirs] = co_await WhenBoth(
+      store_->GetItem(reads->user.BareString(), reads->contact.BareString()),
+      store_->GetOwnedItem(reads->contact.BareString(), reads->user.BareString()));
   reads->mine = std::move(mine);
   reads->theirs = std::move(theirs);
   co_return reads->mine.ok() && reads->theirs.ok();
@@ -598,10 +598,9 @@ Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
   const OutboundOutcome& outcome = both.outcome;
   Applied& applied = both.outbound;
   if (!both.written) {
-    absl::Status mutated =
-        co_await Mutate(store_, user, contact.BareString(), limits_.max_pending,
-                        OutboundDecision(*verb, &both.outcome), both.stale ? nullptr : &*mine,
-                        &applied);
+    absl::Status mutated = co_await Mutate(store_, user, contact.BareString(), limits_.max_pending,
+                                           OutboundDecision(*verb, &both.outcome),
+                                           both.stale ? nullptr : &*mine, &applied);
     if (!mutated.ok()) co_return mutated;
   }
   Count(applied, VerbName(*verb), "outbound", &out);
@@ -615,8 +614,8 @@ Task<absl::StatusOr<RosterOutput>> RosterProcessor::HandleSubscription(
     if (!s.ok()) co_return s;
   }
   if (applied.pushed) {
-    AddPush(user, contact.BareString(), applied.after ? &*applied.after : nullptr,
-            applied.version, &out);
+    AddPush(user, contact.BareString(), applied.after ? &*applied.after : nullptr, applied.version,
+            &out);
   }
   if (outcome.send_current_presence) AddSnapshot(user, contact, /*unavailable=*/false, &out);
   absl::Status drained = co_await DrainDeferred(&flow);
@@ -658,9 +657,8 @@ Task<absl::Status> RosterProcessor::DrainDeferred(Flow* flow) {
 }
 
 Task<absl::Status> RosterProcessor::ProcessInbound(const Jid& receiver, const Jid& sender,
-                                                   SubscriptionVerb verb,
-                                                   const XmlElement& stanza, int depth,
-                                                   Flow* flow, OwnedItem* read) {
+                                                   SubscriptionVerb verb, const XmlElement& stanza,
+                                                   int depth, Flow* flow, OwnedItem* read) {
   if (depth > 2) co_return absl::OkStatus();
   // The receiver's account and entry in one round trip; the entry seeds the first CAS.
   absl::StatusOr<OwnedItem> fetched;

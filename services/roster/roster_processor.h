@@ -61,8 +61,7 @@ class RosterProcessor {
   // round trip: the entries only seed the flow's compare-and-swaps, so when they changed
   // since, the steps read again. Reads of another pair are not used. The flow reads into
   // `*reads` when it has to and uses its entries up; it must stay valid until the call ends.
-  Task<absl::StatusOr<RosterOutput>> HandleSubscription(const Jid& user,
-                                                        const XmlElement& presence,
+  Task<absl::StatusOr<RosterOutput>> HandleSubscription(const Jid& user, const XmlElement& presence,
                                                         std::optional<SubscriptionReads>* reads);
   Task<absl::StatusOr<RosterOutput>> HandleSubscription(const Jid& user,
                                                         const XmlElement& presence);

@@ -61,11 +61,11 @@ void AddEntry(const std::string& owner, std::string contact, const ItemWrite& w,
                           keys::Pending(owner)}) {
     keys->push_back(std::move(key));
   }
-  for (std::string arg : {std::move(contact), std::string(w.expected ? "1" : "0"),
-                          w.expected.value_or(""), std::string(w.next ? "1" : "0"),
-                          w.next.value_or(""), std::string(w.bump_version ? "1" : "0"),
-                          std::string(PendingName(w.pending)), w.pending_xml,
-                          std::to_string(w.max_pending)}) {
+  for (std::string arg :
+       {std::move(contact), std::string(w.expected ? "1" : "0"), w.expected.value_or(""),
+        std::string(w.next ? "1" : "0"), w.next.value_or(""),
+        std::string(w.bump_version ? "1" : "0"), std::string(PendingName(w.pending)), w.pending_xml,
+        std::to_string(w.max_pending)}) {
     args->push_back(std::move(arg));
   }
 }
