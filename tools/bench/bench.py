@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
 sys.path.insert(0, HERE)
 from local_cluster import LocalCluster  # noqa: E402
 import ejabberd as ejabberd_runner  # noqa: E402
+import stall  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PASSWORD = "secret"
@@ -107,8 +108,13 @@ def run_loadgen(loadgen, port, prefix, args, rate=0, hold=0.0, latencies_out=Non
         cmd.append("--tls")
     if latencies_out:
         cmd.append(f"--latencies_out={latencies_out}")
+    limit = args.timeout * 4 + 60
     before = machine_times()
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout * 4 + 60)
+    if args.emulate_steal:
+        with stall.Stalls(*args.emulate_steal, seconds=limit):
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
+    else:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
     after = machine_times()
     line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "{}"
     result = json.loads(line)
@@ -118,6 +124,9 @@ def run_loadgen(loadgen, port, prefix, args, rate=0, hold=0.0, latencies_out=Non
     total = max(1, busy + idle + steal)
     result["machine"] = {"busy_pct": round(100 * busy / total, 1),
                          "steal_pct": round(100 * steal / total, 1)}
+    if args.emulate_steal:  # counted as busy by /proc/stat: the stall loops are ordinary tasks
+        burst_ms, period_ms = args.emulate_steal
+        result["machine"]["emulated_steal_pct"] = round(100 * burst_ms / period_ms, 1)
     if out.returncode != 0:
         result["error"] = out.stderr.strip()[-2000:]
     return result
@@ -254,11 +263,22 @@ def main():
                          "e.g. --service-flag=--grpc_streams=false")
     ap.add_argument("--keep-state", action="store_true",
                     help="keep the cluster's state directory and logs (kept anyway on failure)")
+    ap.add_argument("--emulate-steal", metavar="BURST_MS/PERIOD_MS",
+                    help="while each run goes, stop every CPU for BURST_MS out of every "
+                         "PERIOD_MS (SCHED_FIFO loops, root only), as a host that deschedules "
+                         "this VM does (tools/bench/stall.py)")
     args = ap.parse_args()
+    if args.emulate_steal:
+        try:
+            args.emulate_steal = stall.parse(args.emulate_steal)
+        except ValueError as e:
+            sys.exit(f"bench: {e}")
     if args.vs and args.tls:
         sys.exit("bench: --vs ejabberd runs without TLS (the reference figures do)")
     out = {"users": args.users, "contacts": args.contacts, "rate": args.rate, "tls": args.tls,
-           "sasl": args.sasl, "service_flags": args.service_flag, "xc": bench_cluster(args)}
+           "sasl": args.sasl, "service_flags": args.service_flag,
+           "emulate_steal": args.emulate_steal and "/".join(f"{x:g}" for x in args.emulate_steal),
+           "xc": bench_cluster(args)}
     if args.vs == "ejabberd":
         out["ejabberd"] = bench_ejabberd(args)
         xc, ej = out["xc"], out["ejabberd"]
