@@ -220,7 +220,8 @@ Task<absl::Status> Mutate(RosterStore* store, const Jid& user, const std::string
       *applied = std::move(planned->applied);
       co_return absl::OkStatus();
     }
-    absl::StatusOr<int64_t> version = co_await store->WriteItem(owner, contact, planned->write);
+    absl::StatusOr<int64_t> version =
+        co_await store->WriteItem(owner, contact, std::move(planned->write));
     if (version.ok()) {
       *applied = std::move(planned->applied);
       applied->version = *version;
@@ -321,8 +322,9 @@ Task<absl::Status> WriteBothSteps(RosterStore* store, size_t max_pending, Subscr
   absl::Status planned =
       PlanBothSteps(max_pending, verb, stanza, *reads.mine, *reads.theirs, both, &write);
   if (!planned.ok() || !both->outcome.route) co_return planned;
-  absl::StatusOr<std::pair<int64_t, int64_t>> versions = co_await store->WritePair(
-      reads.user.BareString(), reads.contact.BareString(), write.mine, write.theirs);
+  absl::StatusOr<std::pair<int64_t, int64_t>> versions =
+      co_await store->WritePair(reads.user.BareString(), reads.contact.BareString(),
+                                std::move(write.mine), std::move(write.theirs));
   if (absl::IsAborted(versions.status()) || absl::IsResourceExhausted(versions.status())) {
     both->stale = true;
     co_return absl::OkStatus();

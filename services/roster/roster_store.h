@@ -45,8 +45,9 @@ struct OwnedItem {
 // Per-user roster storage. Every method touches one user's keys only, and WriteItem is atomic
 // (compare-and-swap), so concurrent replicas never lose an update: a lost race returns Aborted
 // and the caller re-reads. Coroutines on the store's event loop: the strings are copied into
-// the call; a write passed by reference must stay valid until the call ends (await it where it
-// is made), which keeps it out of the callers' coroutine frames.
+// the call; a write is taken by rvalue reference (its strings move into the command), so it must
+// stay valid until the call ends (await it where it is made), which keeps it out of the callers'
+// coroutine frames.
 class RosterStore {
  public:
   virtual ~RosterStore() = default;
@@ -55,7 +56,7 @@ class RosterStore {
   virtual Task<absl::StatusOr<OwnedItem>> GetOwnedItem(std::string user, std::string contact) = 0;
   // Returns the new roster version when bumped, else 0. Aborted when `expected` is stale.
   virtual Task<absl::StatusOr<int64_t>> WriteItem(std::string user, std::string contact,
-                                                  const ItemWrite& write) = 0;
+                                                  ItemWrite&& write) = 0;
   virtual Task<absl::StatusOr<StoredRoster>> ReadRoster(std::string user) = 0;
   // Current version, and every entry changed after `since`, oldest change first.
   virtual Task<absl::StatusOr<std::pair<int64_t, std::vector<RosterChange>>>> ChangesSince(
@@ -67,8 +68,8 @@ class RosterStore {
   // would pass its max_pending: nothing is written then.
   virtual bool WritesPairsAtomically() const { return false; }
   virtual Task<absl::StatusOr<std::pair<int64_t, int64_t>>> WritePair(
-      std::string user, std::string contact, const std::optional<ItemWrite>& mine,
-      const std::optional<ItemWrite>& theirs) {
+      std::string user, std::string contact, std::optional<ItemWrite>&& mine,
+      std::optional<ItemWrite>&& theirs) {
     co_return absl::UnimplementedError("this store writes one entry at a time");
   }
   virtual Task<absl::StatusOr<bool>> UserExists(std::string user) = 0;

@@ -55,17 +55,17 @@ const char* PendingName(PendingOp op) {
 }
 
 // One entry of kWriteEntries: `owner`'s entry for `contact`, its keys and its nine arguments.
-void AddEntry(const std::string& owner, std::string contact, const ItemWrite& w,
+void AddEntry(const std::string& owner, std::string contact, ItemWrite&& w,
               std::vector<std::string>* keys, std::vector<std::string>* args) {
   for (std::string key : {keys::Roster(owner), keys::RosterVersion(owner), keys::RosterLog(owner),
                           keys::Pending(owner)}) {
     keys->push_back(std::move(key));
   }
   for (std::string arg :
-       {std::move(contact), std::string(w.expected ? "1" : "0"), w.expected.value_or(""),
-        std::string(w.next ? "1" : "0"), w.next.value_or(""),
-        std::string(w.bump_version ? "1" : "0"), std::string(PendingName(w.pending)), w.pending_xml,
-        std::to_string(w.max_pending)}) {
+       {std::move(contact), std::string(w.expected ? "1" : "0"), std::move(w.expected).value_or(""),
+        std::string(w.next ? "1" : "0"), std::move(w.next).value_or(""),
+        std::string(w.bump_version ? "1" : "0"), std::string(PendingName(w.pending)),
+        std::move(w.pending_xml), std::to_string(w.max_pending)}) {
     args->push_back(std::move(arg));
   }
 }
@@ -105,16 +105,16 @@ class RedisRosterStore final : public RosterStore {
   bool WritesPairsAtomically() const override { return single_node_; }
 
   Task<absl::StatusOr<std::pair<int64_t, int64_t>>> WritePair(
-      std::string user, std::string contact, const std::optional<ItemWrite>& mine,
-      const std::optional<ItemWrite>& theirs) override {
+      std::string user, std::string contact, std::optional<ItemWrite>&& mine,
+      std::optional<ItemWrite>&& theirs) override {
     if (!single_node_) co_return absl::UnimplementedError("pair writes need one Redis node");
     const bool has_mine = mine.has_value();
     const bool has_theirs = theirs.has_value();
     if (!has_mine && !has_theirs) co_return std::make_pair(int64_t{0}, int64_t{0});
     std::vector<std::string> keys;
     std::vector<std::string> args;
-    if (has_mine) AddEntry(user, contact, *mine, &keys, &args);
-    if (has_theirs) AddEntry(contact, user, *theirs, &keys, &args);
+    if (has_mine) AddEntry(user, contact, *std::move(mine), &keys, &args);
+    if (has_theirs) AddEntry(contact, user, *std::move(theirs), &keys, &args);
     absl::StatusOr<std::vector<int64_t>> versions =
         co_await WriteEntries(std::move(keys), std::move(args));
     if (!versions.ok()) co_return versions.status();
@@ -145,10 +145,10 @@ class RedisRosterStore final : public RosterStore {
   }
 
   Task<absl::StatusOr<int64_t>> WriteItem(std::string user, std::string contact,
-                                          const ItemWrite& w) override {
+                                          ItemWrite&& w) override {
     std::vector<std::string> keys;
     std::vector<std::string> args;
-    AddEntry(user, std::move(contact), w, &keys, &args);
+    AddEntry(user, std::move(contact), std::move(w), &keys, &args);
     absl::StatusOr<std::vector<int64_t>> versions =
         co_await WriteEntries(std::move(keys), std::move(args));
     if (!versions.ok()) co_return versions.status();

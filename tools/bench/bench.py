@@ -9,6 +9,7 @@ connected; then K fresh users run in paced mode (`--rate` handshakes started per
 CPU seconds are read from /proc for every server process.
 """
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -110,10 +111,8 @@ def run_loadgen(loadgen, port, prefix, args, rate=0, hold=0.0, latencies_out=Non
         cmd.append(f"--latencies_out={latencies_out}")
     limit = args.timeout * 4 + 60
     before = machine_times()
-    if args.emulate_steal:
-        with stall.Stalls(*args.emulate_steal, seconds=limit):
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
-    else:
+    stalls = stall.Stalls(*args.stalls, seconds=limit) if args.stalls else contextlib.nullcontext()
+    with stalls:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
     after = machine_times()
     line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "{}"
@@ -124,8 +123,8 @@ def run_loadgen(loadgen, port, prefix, args, rate=0, hold=0.0, latencies_out=Non
     total = max(1, busy + idle + steal)
     result["machine"] = {"busy_pct": round(100 * busy / total, 1),
                          "steal_pct": round(100 * steal / total, 1)}
-    if args.emulate_steal:  # counted as busy by /proc/stat: the stall loops are ordinary tasks
-        burst_ms, period_ms = args.emulate_steal
+    if args.stalls:  # counted as busy by /proc/stat: the stall loops are ordinary tasks
+        burst_ms, period_ms = args.stalls
         result["machine"]["emulated_steal_pct"] = round(100 * burst_ms / period_ms, 1)
     if out.returncode != 0:
         result["error"] = out.stderr.strip()[-2000:]
@@ -264,20 +263,21 @@ def main():
     ap.add_argument("--keep-state", action="store_true",
                     help="keep the cluster's state directory and logs (kept anyway on failure)")
     ap.add_argument("--emulate-steal", metavar="BURST_MS/PERIOD_MS",
-                    help="while each run goes, stop every CPU for BURST_MS out of every "
-                         "PERIOD_MS (SCHED_FIFO loops, root only), as a host that deschedules "
-                         "this VM does (tools/bench/stall.py)")
+                    help="while each run goes, stop each CPU for BURST_MS at a time, on average "
+                         "every PERIOD_MS, at its own random times (SCHED_FIFO loops, root only), "
+                         "as a host that deschedules this VM's vCPUs does (tools/bench/stall.py)")
     args = ap.parse_args()
+    args.stalls = None  # (burst_ms, period_ms)
     if args.emulate_steal:
         try:
-            args.emulate_steal = stall.parse(args.emulate_steal)
+            args.stalls = stall.parse(args.emulate_steal)
         except ValueError as e:
             sys.exit(f"bench: {e}")
     if args.vs and args.tls:
         sys.exit("bench: --vs ejabberd runs without TLS (the reference figures do)")
     out = {"users": args.users, "contacts": args.contacts, "rate": args.rate, "tls": args.tls,
            "sasl": args.sasl, "service_flags": args.service_flag,
-           "emulate_steal": args.emulate_steal and "/".join(f"{x:g}" for x in args.emulate_steal),
+           "emulate_steal": args.emulate_steal,
            "xc": bench_cluster(args)}
     if args.vs == "ejabberd":
         out["ejabberd"] = bench_ejabberd(args)
