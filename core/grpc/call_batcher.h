@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "core/async/task.h"
 #include "core/event/event_loop.h"
+#include "core/grpc/unary_call.h"
 #include "core/metrics/metrics.h"
 #include "grpcpp/grpcpp.h"
 
@@ -35,14 +36,13 @@ struct CallBatcherOptions {
 // load: few large calls, so the per-call cost of gRPC (HTTP/2 frames, metadata, threads) is
 // shared by many units. A unit never spans two calls, so what one unit carries stays in order.
 //
-// Loop thread only; `start` issues the call on gRPC's callback API (its completion may come on
-// any thread and goes back to the loop with EventLoop::Execute). `start` may take the request's
-// content (StreamCalls moves it into a stream frame); the response must be filled by `done`.
+// Loop thread only; `start` issues the call on the process's GrpcQueue (UnaryStart, or
+// StreamCalls::AsStart), whose `done` runs on the loop. `start` may take the request's content
+// (StreamCalls moves it into a stream frame); the response must be filled by `done`.
 template <typename Request, typename Response>
 class CallBatcher {
  public:
-  using Start = std::function<void(grpc::ClientContext*, Request*, Response*,
-                                   std::function<void(grpc::Status)>)>;
+  using Start = StartUnaryFn<Request, Response>;
   // Where a unit's entries sit in the request (and in a response that answers entry by entry).
   struct Slice {
     int first = 0;  // index of the unit's first entry in the request's repeated field
@@ -135,14 +135,11 @@ class CallBatcher {
         options_.units_per_call->Observe(static_cast<double>(call->units.size()));
       }
       ++in_flight_;
-      EventLoop* loop = loop_;
       std::weak_ptr<bool> alive = alive_;
       start_(&call->context, &call->request, call->response.get(),
-             [this, loop, alive, call](grpc::Status status) {
-               loop->Execute([this, alive, call, status = std::move(status)]() mutable {
-                 if (alive.expired()) return;
-                 Complete(*call, status);
-               });
+             [this, alive, call](grpc::Status status) {
+               if (alive.expired()) return;
+               Complete(*call, status);
              });
     }
   }

@@ -2,97 +2,56 @@
 
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <type_traits>
 #include <utility>
 
 #include "core/async/task.h"
 #include "core/event/event_loop.h"
+#include "core/grpc/grpc_queue.h"
+#include "core/grpc/serve_on_loop.h"
 #include "core/metrics/grpc_server_metrics.h"
 #include "grpcpp/grpcpp.h"
-#include "grpcpp/support/server_callback.h"
 
 namespace xc {
 
-// The server side of StreamCalls (core/grpc/stream_calls.h): a bidirectional stream whose
-// every frame is one unary-shaped call. Each frame's request runs as the loop's work exactly
-// as ServeOnLoop runs a unary call's (EventLoop::Execute), the next frame is read meanwhile,
-// and each answer leaves with its frame's id as soon as its task ends (one write at a time,
-// the rest queued). When the client half-closes (or goes away) the stream ends once every
-// task has ended. `metrics` (may be null) counts each frame as a call of the unary method.
-//
-//   grpc::ServerBidiReactor<Frame, Reply>* MethodStream(grpc::CallbackServerContext*) override {
-//     return ServeStreamOnLoop<Frame, Reply>(loop_, metrics_,
-//         [this](const Request& req, Response* resp) { return Apply(req, resp); });
-//   }
-template <typename Frame, typename Reply, typename Handler>
-grpc::ServerBidiReactor<Frame, Reply>* ServeStreamOnLoop(EventLoop* loop,
-                                                         const metrics::CallMetrics* metrics,
-                                                         Handler handler);
+// A generated AsyncService's RequestMethod for a bidirectional streaming method.
+template <typename Base, typename Frame, typename Reply>
+using RequestStreamFn = void (Base::*)(grpc::ServerContext*,
+                                       grpc::ServerAsyncReaderWriter<Reply, Frame>*,
+                                       grpc::CompletionQueue*, grpc::ServerCompletionQueue*,
+                                       void*);
 
 namespace internal {
 
-template <typename Frame, typename Reply, typename Handler>
-class StreamServer final : public grpc::ServerBidiReactor<Frame, Reply> {
+template <typename Service, typename Base, typename Frame, typename Reply, typename Handler>
+struct StreamMethod {
+  GrpcQueue* queue;
+  Service* service;
+  RequestStreamFn<Base, Frame, Reply> request_call;
+  const metrics::CallMetrics* metrics;
+  Handler handler;
+};
+
+// One stream: frames are read one after another; each frame's request runs as a task on the
+// loop while the next is read, and each answer is written with its frame's id as soon as its
+// task ends (one write at a time, the rest queued). When the client half-closes or goes away,
+// the stream finishes once every task has ended and every answer is written. Everything here
+// runs on the loop; the call deletes itself once nothing of it is in flight.
+template <typename Method, typename Frame, typename Reply>
+class StreamCall {
  public:
   using Request = std::remove_cvref_t<decltype(std::declval<Frame>().request())>;
   using Response = std::remove_cvref_t<decltype(std::declval<Reply>().response())>;
 
-  StreamServer(EventLoop* loop, const metrics::CallMetrics* metrics, Handler handler)
-      : loop_(loop), metrics_(metrics), handler_(std::move(handler)) {
-    this->StartRead(&in_);
+  static bool Accept(std::shared_ptr<Method> method) {
+    if (!method->queue->Enter()) return false;
+    auto* call = new StreamCall(std::move(method));
+    Method& m = *call->method_;
+    ++call->ops_;
+    (m.service->*m.request_call)(&call->context_, &call->stream_, m.queue->cq(),
+                                 m.queue->server_cq(), &call->arrived_);
+    return true;
   }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      bool finish = false;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        reads_done_ = true;
-        finish = MayFinishLocked();
-      }
-      if (finish) this->Finish(grpc::Status::OK);
-      return;
-    }
-    auto work = std::make_shared<Work>();
-    work->id = in_.id();
-    work->request.Swap(in_.mutable_request());
-    work->start_ns = EventLoop::NowNanos();
-    if (metrics_ != nullptr) metrics_->Started();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++running_;
-    }
-    in_.Clear();
-    this->StartRead(&in_);
-    loop_->Execute([this, work] {
-      Spawn(handler_(work->request, &work->response),
-            [this, work](grpc::Status status) { Answer(*work, std::move(status)); });
-    });
-  }
-
-  void OnWriteDone(bool ok) override {
-    Reply* next = nullptr;
-    bool finish = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      writes_.pop_front();
-      if (!ok) {
-        broken_ = true;  // the client is gone: later answers are dropped
-        writes_.clear();
-      }
-      if (!writes_.empty()) {
-        next = &writes_.front();
-      } else {
-        writing_ = false;
-        finish = MayFinishLocked();
-      }
-    }
-    if (next != nullptr) this->StartWrite(next);
-    if (finish) this->Finish(grpc::Status::OK);
-  }
-
-  void OnDone() override { delete this; }
 
  private:
   struct Work {
@@ -102,64 +61,133 @@ class StreamServer final : public grpc::ServerBidiReactor<Frame, Reply> {
     int64_t start_ns = 0;
   };
 
+  explicit StreamCall(std::shared_ptr<Method> method)
+      : method_(std::move(method)), stream_(&context_) {}
+
+  void OnArrived(bool ok) {
+    --ops_;
+    if (!ok) return MaybeDelete();  // the server is shutting down
+    arrived_ok_ = true;
+    Accept(method_);
+    ReadNext();
+  }
+
+  void ReadNext() {
+    ++ops_;
+    stream_.Read(&in_, &read_);
+  }
+
+  void OnRead(bool ok) {
+    --ops_;
+    if (!ok) {  // half-closed, or gone
+      reads_done_ = true;
+      return MaybeFinish();
+    }
+    auto work = std::make_shared<Work>();
+    work->id = in_.id();
+    work->request.Swap(in_.mutable_request());
+    work->start_ns = EventLoop::NowNanos();
+    if (method_->metrics != nullptr) method_->metrics->Started();
+    in_.Clear();
+    ReadNext();
+    ++running_;
+    Spawn(method_->handler(work->request, &work->response),
+          [this, work](grpc::Status status) { Answer(*work, std::move(status)); });
+  }
+
   void Answer(Work& work, grpc::Status status) {
-    if (metrics_ != nullptr) {
-      metrics_->Handled(status.error_code(),
-                        static_cast<double>(EventLoop::NowNanos() - work.start_ns) * 1e-9);
+    --running_;
+    if (method_->metrics != nullptr) {
+      method_->metrics->Handled(status.error_code(),
+                                static_cast<double>(EventLoop::NowNanos() - work.start_ns) * 1e-9);
     }
-    Reply* write = nullptr;
-    bool finish = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      --running_;
-      if (!broken_) {
-        Reply& reply = writes_.emplace_back();
-        reply.set_id(work.id);
-        if (status.ok()) {
-          reply.mutable_response()->Swap(&work.response);
-        } else {
-          reply.set_code(static_cast<int>(status.error_code()));
-          reply.set_message(status.error_message());
-        }
-        if (!writing_) {
-          writing_ = true;
-          write = &writes_.front();
-        }
-      } else {
-        finish = MayFinishLocked();
-      }
+    if (broken_) return MaybeFinish();  // the client is gone: the answer is dropped
+    Reply& reply = writes_.emplace_back();
+    reply.set_id(work.id);
+    if (status.ok()) {
+      reply.mutable_response()->Swap(&work.response);
+    } else {
+      reply.set_code(static_cast<int>(status.error_code()));
+      reply.set_message(status.error_message());
     }
-    if (write != nullptr) this->StartWrite(write);
-    if (finish) this->Finish(grpc::Status::OK);
+    if (!writing_) WriteFront();
   }
 
-  // Reads ended, no task running, nothing being written, not finished yet.
-  bool MayFinishLocked() {
-    if (!reads_done_ || running_ > 0 || writing_ || finished_) return false;
-    finished_ = true;
-    return true;
+  void WriteFront() {
+    writing_ = true;
+    ++ops_;
+    stream_.Write(writes_.front(), &wrote_);
   }
 
-  EventLoop* const loop_;
-  const metrics::CallMetrics* const metrics_;
-  Handler handler_;
+  void OnWrote(bool ok) {
+    --ops_;
+    writes_.pop_front();
+    writing_ = false;
+    if (!ok) {
+      broken_ = true;
+      writes_.clear();
+    }
+    if (!writes_.empty()) return WriteFront();
+    MaybeFinish();
+  }
+
+  // Reads ended, no task running, nothing being written: the stream ends (once).
+  void MaybeFinish() {
+    if (reads_done_ && running_ == 0 && !writing_ && !finish_started_) {
+      finish_started_ = true;
+      ++ops_;
+      stream_.Finish(grpc::Status::OK, &finished_);
+      return;
+    }
+    MaybeDelete();
+  }
+
+  void OnFinished(bool) {
+    --ops_;
+    MaybeDelete();
+  }
+
+  void MaybeDelete() {
+    if (ops_ > 0 || running_ > 0) return;
+    if (arrived_ok_ && !finish_started_) return;  // still to finish
+    GrpcQueue* queue = method_->queue;
+    delete this;
+    queue->Leave();
+  }
+
+  std::shared_ptr<Method> method_;
+  grpc::ServerContext context_;
+  grpc::ServerAsyncReaderWriter<Reply, Frame> stream_;
+  BoundOp<StreamCall> arrived_{this, &StreamCall::OnArrived};
+  BoundOp<StreamCall> read_{this, &StreamCall::OnRead};
+  BoundOp<StreamCall> wrote_{this, &StreamCall::OnWrote};
+  BoundOp<StreamCall> finished_{this, &StreamCall::OnFinished};
   Frame in_;
-  std::mutex mu_;
   std::deque<Reply> writes_;  // front: being written
+  int ops_ = 0;               // operations on the queue
+  int running_ = 0;           // tasks not yet answered
+  bool arrived_ok_ = false;
   bool writing_ = false;
-  int running_ = 0;
   bool reads_done_ = false;
   bool broken_ = false;
-  bool finished_ = false;
+  bool finish_started_ = false;
 };
 
 }  // namespace internal
 
-template <typename Frame, typename Reply, typename Handler>
-grpc::ServerBidiReactor<Frame, Reply>* ServeStreamOnLoop(EventLoop* loop,
-                                                         const metrics::CallMetrics* metrics,
-                                                         Handler handler) {
-  return new internal::StreamServer<Frame, Reply, Handler>(loop, metrics, std::move(handler));
+// Serves a stream method whose every frame (Frame: id, request) is one unary-shaped call,
+// answered by a Reply (id, code, message, response) in completion order: the server side of
+// StreamCalls (core/grpc/stream_calls.h). Each frame runs `handler(request, response)`
+// (Task<grpc::Status>) on the loop exactly as ServeUnary runs a unary call. `metrics` (may be
+// null; must outlive the server) counts each frame as a call of the unary method it stands for.
+template <typename Service, typename Base, typename Frame, typename Reply, typename Handler>
+void ServeStream(GrpcQueue* queue, Service* service,
+                 RequestStreamFn<Base, Frame, Reply> request_call,
+                 const metrics::CallMetrics* metrics, Handler handler) {
+  using Method = internal::StreamMethod<Service, Base, Frame, Reply, Handler>;
+  auto method = std::make_shared<Method>(
+      Method{queue, service, request_call, metrics, std::move(handler)});
+  internal::StreamCall<Method, Frame, Reply>::Accept(std::move(method));
 }
 
 }  // namespace xc

@@ -1,12 +1,10 @@
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -16,8 +14,9 @@
 
 #include "absl/time/time.h"
 #include "core/event/event_loop.h"
+#include "core/grpc/grpc_queue.h"
+#include "core/grpc/unary_call.h"
 #include "grpcpp/grpcpp.h"
-#include "grpcpp/support/client_callback.h"
 
 namespace xc {
 
@@ -46,44 +45,44 @@ struct StreamCallsOptions {
 // any order. The same work as a unary call without the per-call HTTP/2 stream, metadata and
 // completion tags (about 30% less CPU per exchange, measured in docs/performance.md).
 //
-// Start has CallBatcher's Start shape and is called on the loop thread; `done` runs on gRPC's
-// thread (CallBatcher hands it to the loop). What a unary call would do, this does too:
-// the context's deadline ends the call with DEADLINE_EXCEEDED, a stream that breaks fails its
-// calls with its status (UNAVAILABLE when it ended cleanly) and the next call opens another.
-// A server without the stream method (UNIMPLEMENTED) makes this call and every later one go
-// unary through `fallback` (a frame keeps its request until answered, for that).
+// Everything runs on the queue's loop: Call() and the `done` callbacks, which the loop's
+// completions of the streams' operations run. What a unary call would do, this does too: the
+// deadline ends the call with DEADLINE_EXCEEDED, a stream that breaks fails its calls with its
+// status (UNAVAILABLE when it ended cleanly) and the next call opens another. A server without
+// the stream method (UNIMPLEMENTED) makes this call and every later one go unary through
+// `fallback` (a frame keeps its request until answered, for that).
 template <typename Frame, typename Reply>
 class StreamCalls {
  public:
   using Request = std::remove_cvref_t<decltype(std::declval<Frame>().request())>;
   using Response = std::remove_cvref_t<decltype(std::declval<Reply>().response())>;
-  using Reactor = grpc::ClientBidiReactor<Frame, Reply>;
-  // Starts the stream: stub->async()->Method(context, reactor).
-  using Open = std::function<void(grpc::ClientContext*, Reactor*)>;
-  using Start = std::function<void(grpc::ClientContext*, Request*, Response*,
-                                   std::function<void(grpc::Status)>)>;
+  using ReaderWriter = grpc::ClientAsyncReaderWriter<Frame, Reply>;
+  // Prepares the stream: stub->PrepareAsyncMethod(context, cq).
+  using Open =
+      std::function<std::unique_ptr<ReaderWriter>(grpc::ClientContext*, grpc::CompletionQueue*)>;
+  using Start = StartUnaryFn<Request, Response>;
 
-  StreamCalls(EventLoop* loop, Open open, Start fallback, StreamCallsOptions options = {})
-      : loop_(loop), open_(std::move(open)), fallback_(std::move(fallback)), options_(options),
-        unimplemented_(std::make_shared<std::atomic<bool>>(options.streams <= 0)),
+  StreamCalls(GrpcQueue* queue, Open open, Start fallback, StreamCallsOptions options = {})
+      : queue_(queue), open_(std::move(open)), fallback_(std::move(fallback)), options_(options),
+        unimplemented_(std::make_shared<bool>(options.streams <= 0)),
         slots_(static_cast<size_t>(std::max(1, options.streams))) {}
   StreamCalls(const StreamCalls&) = delete;
   StreamCalls& operator=(const StreamCalls&) = delete;
-  // Loop thread. Open streams are cancelled; their calls fail (CANCELLED) on gRPC's thread.
+  // Loop thread. Open streams are cancelled; their calls fail (CANCELLED) on the loop.
   ~StreamCalls() {
-    if (sweep_timer_ != 0) loop_->Cancel(sweep_timer_);
+    if (sweep_timer_ != 0) queue_->loop()->Cancel(sweep_timer_);
     for (auto& s : slots_) {
       if (s) s->Cancel();
     }
     for (auto& s : retired_) s->Cancel();
   }
 
-  // CallBatcher's Start over these streams. `request` is consumed (its content moves into the
-  // frame); `response` must stay valid until `done`.
+  // A StartUnaryFn over these streams (CallBatcher's Start). `request` is consumed (its content
+  // moves into the frame); `response` must stay valid until `done`.
   Start AsStart() {
     return [this](grpc::ClientContext* context, Request* request, Response* response,
                   std::function<void(grpc::Status)> done) {
-      if (unimplemented_->load(std::memory_order_relaxed)) {
+      if (*unimplemented_) {
         fallback_(context, request, response, std::move(done));  // the caller's context
       } else {
         Call(context->deadline(), request, response, std::move(done));
@@ -93,7 +92,7 @@ class StreamCalls {
 
   void Call(std::chrono::system_clock::time_point deadline, Request* request, Response* response,
             std::function<void(grpc::Status)> done) {
-    if (unimplemented_->load(std::memory_order_relaxed)) {
+    if (*unimplemented_) {
       auto context = std::make_shared<grpc::ClientContext>();
       context->set_deadline(deadline);
       fallback_(context.get(), request, response,
@@ -103,6 +102,7 @@ class StreamCalls {
     const int64_t now = EventLoop::NowNanos();
     auto frame = std::make_shared<Frame>();
     frame->mutable_request()->Swap(request);
+    frame->set_id(next_id_++);
     Pending call{frame, response, deadline, std::move(done)};
     std::shared_ptr<Stream>& slot = slots_[next_slot_++ % slots_.size()];
     if (slot && !slot->TakesCalls(now, options_.max_age)) {
@@ -110,23 +110,25 @@ class StreamCalls {
       retired_.push_back(std::move(slot));
       slot.reset();
     }
-    frame->set_id(next_id_++);
-    if (!slot || !slot->Send(call)) {
-      // None yet, or it broke since: a fresh one (which may fail at once, like a unary call
+    if (!slot) {
+      // None yet, or it broke or aged since: a fresh one (which may fail at once, like a unary call
       // to an unreachable server).
-      slot = Stream::Begin(open_, fallback_, unimplemented_);
-      if (!slot->Send(call)) {
-        call.done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended"));
+      slot = Stream::Begin(queue_, open_, fallback_, unimplemented_);
+      if (!slot) {
+        queue_->loop()->Post([done = std::move(call.done)] {
+          done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"));
+        });
         return;
       }
     }
+    slot->Send(std::move(call));
     ArmSweep();
   }
 
   // Streams open (taking calls or draining): for tests and metrics.
   int open_streams() const {
     int n = static_cast<int>(retired_.size());
-    for (const auto& s : slots_) n += s ? 1 : 0;
+    for (const auto& s : slots_) n += s && !s->ended() ? 1 : 0;
     return n;
   }
 
@@ -139,121 +141,109 @@ class StreamCalls {
     std::function<void(grpc::Status)> done;
   };
 
-  class Stream final : public Reactor {
+  // One stream. Owned by itself from Begin until its last operation has completed (the
+  // StreamCalls may be gone by then); everything on the loop.
+  class Stream {
    public:
-    static std::shared_ptr<Stream> Begin(const Open& open, const Start& fallback,
-                                         std::shared_ptr<std::atomic<bool>> unimplemented) {
-      std::shared_ptr<Stream> s(new Stream(fallback, std::move(unimplemented)));
-      s->self_ = s;  // until OnDone: gRPC holds the reactor by raw pointer
-      open(&s->context_, s.get());
-      s->StartRead(&s->in_);
-      s->StartCall();
+    static std::shared_ptr<Stream> Begin(GrpcQueue* queue, const Open& open, const Start& fallback,
+                                         std::shared_ptr<bool> unimplemented) {
+      std::shared_ptr<Stream> s(new Stream(queue, fallback, std::move(unimplemented)));
+      if (!queue->Enter(&s->context_)) return nullptr;
+      s->self_ = s;
+      s->rw_ = open(&s->context_, queue->cq());
+      ++s->ops_;
+      s->rw_->StartCall(&s->started_op_);
       return s;
     }
 
-    // Loop thread (the owner): whether new calls may go on this stream.
-    bool TakesCalls(int64_t now_ns, absl::Duration max_age) {
-      std::lock_guard<std::mutex> lock(mu_);
-      return !ended_ && !retired_ && now_ns - born_ns_ < absl::ToInt64Nanoseconds(max_age);
+    // Whether new calls may go on this stream.
+    bool TakesCalls(int64_t now_ns, absl::Duration max_age) const {
+      return !finishing_ && !retired_ && now_ns - born_ns_ < absl::ToInt64Nanoseconds(max_age);
     }
+    bool ended() const { return ended_; }
+    bool has_pending() const { return !pending_.empty(); }
 
-    // False (nothing consumed) when the stream has ended: the caller opens another.
-    bool Send(Pending& call) {
-      Frame* write = nullptr;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (ended_) return false;
-        writes_.push_back(call.frame);
-        const uint64_t id = call.frame->id();
-        pending_.emplace(id, std::move(call));
-        if (!writing_) {
-          writing_ = true;
-          write = writes_.front().get();
-        }
-      }
-      if (write != nullptr) this->StartWrite(write);
-      return true;
+    // Only while TakesCalls().
+    void Send(Pending call) {
+      writes_.push_back(call.frame);
+      pending_.emplace(call.frame->id(), std::move(call));
+      if (started_ && !writing_) WriteFront();
     }
 
     // No new calls; half-close once every call is answered (the server then ends the stream).
     void Retire() {
-      bool close = false;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        retired_ = true;
-        close = MayCloseLocked();
-      }
-      if (close) this->StartWritesDone();
+      retired_ = true;
+      MaybeClose();
     }
 
     void Cancel() { context_.TryCancel(); }
 
-    bool ended() {
-      std::lock_guard<std::mutex> lock(mu_);
-      return ended_;
-    }
-    bool has_pending() {
-      std::lock_guard<std::mutex> lock(mu_);
-      return !pending_.empty();
-    }
-
     // Fails the calls whose deadline passed (their answers, if they come, are dropped).
     void Expire(std::chrono::system_clock::time_point now) {
       std::vector<Pending> late;
-      bool close = false;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        for (auto it = pending_.begin(); it != pending_.end();) {
-          if (it->second.deadline <= now) {
-            late.push_back(std::move(it->second));
-            it = pending_.erase(it);
-          } else {
-            ++it;
-          }
+      for (auto it = pending_.begin(); it != pending_.end();) {
+        if (it->second.deadline <= now) {
+          late.push_back(std::move(it->second));
+          it = pending_.erase(it);
+        } else {
+          ++it;
         }
-        close = !late.empty() && MayCloseLocked();
       }
+      if (late.empty()) return;
+      MaybeClose();
       for (Pending& p : late) {
         p.done(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline exceeded"));
       }
-      if (close) this->StartWritesDone();
     }
 
-    void OnWriteDone(bool ok) override {
-      Frame* next = nullptr;
-      bool close = false;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        writes_.pop_front();
-        if (!ok) {
-          // The stream is ending; OnDone fails what is pending.
-          writes_.clear();
-          writing_ = false;
-          return;
-        }
-        if (!writes_.empty()) {
-          next = writes_.front().get();
-        } else {
-          writing_ = false;
-          close = MayCloseLocked();
-        }
+   private:
+    Stream(GrpcQueue* queue, const Start& fallback, std::shared_ptr<bool> unimplemented)
+        : queue_(queue), fallback_(fallback), unimplemented_(std::move(unimplemented)),
+          born_ns_(EventLoop::NowNanos()) {}
+
+    void OnStarted(bool ok) {
+      --ops_;
+      started_ = true;
+      if (!ok) return StartFinish();  // the call is over before it began: learn why
+      ReadNext();
+      if (!writes_.empty()) {
+        WriteFront();
+      } else {
+        MaybeClose();
       }
-      if (next != nullptr) this->StartWrite(next);
-      if (close) this->StartWritesDone();
     }
 
-    void OnReadDone(bool ok) override {
-      if (!ok) return;  // the stream ended: OnDone follows
+    void WriteFront() {
+      writing_ = true;
+      ++ops_;
+      rw_->Write(*writes_.front(), &wrote_op_);
+    }
+
+    void OnWrote(bool ok) {
+      --ops_;
+      writing_ = false;
+      writes_.pop_front();
+      if (!ok) {  // the stream is ending; the failed read that follows fails what is pending
+        writes_.clear();
+        return MaybeRelease();
+      }
+      if (!writes_.empty()) return WriteFront();
+      MaybeClose();
+    }
+
+    void ReadNext() {
+      ++ops_;
+      rw_->Read(&in_, &read_op_);
+    }
+
+    void OnRead(bool ok) {
+      --ops_;
+      if (!ok) return StartFinish();  // the stream ended: its status says how
       std::optional<Pending> call;
-      bool close = false;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = pending_.find(in_.id());
-        if (it != pending_.end()) {
-          call.emplace(std::move(it->second));
-          pending_.erase(it);
-          close = MayCloseLocked();
-        }
+      auto it = pending_.find(in_.id());
+      if (it != pending_.end()) {
+        call.emplace(std::move(it->second));
+        pending_.erase(it);
       }
       grpc::Status status;
       if (call) {
@@ -262,25 +252,49 @@ class StreamCalls {
         }
         call->response->Swap(in_.mutable_response());
       }
-      // The next answer is read before this one's `done` runs: `done` may run the caller's
-      // loop turn right here (EventLoop::Execute), and the other answers should not wait for it.
       in_.Clear();
-      this->StartRead(&in_);
-      if (close) this->StartWritesDone();
+      ReadNext();
+      MaybeClose();
       if (call) call->done(std::move(status));
     }
 
-    void OnDone(const grpc::Status& status) override {
+    // Retired, nothing in flight and nothing left to write: half-close (once).
+    void MaybeClose() {
+      if (!retired_ || closed_ || finishing_ || !started_ || !pending_.empty() || writing_) {
+        return;
+      }
+      closed_ = true;
+      writing_ = true;  // WritesDone is the stream's last write
+      ++ops_;
+      rw_->WritesDone(&closed_op_);
+    }
+
+    void OnClosed(bool) {
+      --ops_;
+      MaybeRelease();
+    }
+
+    void StartFinish() {
+      if (finishing_) return;
+      finishing_ = true;
+      ++ops_;
+      rw_->Finish(&status_, &finished_op_);
+    }
+
+    void OnFinished(bool) {
+      --ops_;
+      ended_ = true;
       std::unordered_map<uint64_t, Pending> orphans;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        ended_ = true;
-        orphans.swap(pending_);
+      orphans.swap(pending_);
+      // Frames not yet sent go; the one being written stays until its write completes.
+      if (writing_ && !writes_.empty()) {
+        writes_.resize(1);
+      } else {
         writes_.clear();
       }
-      if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+      if (status_.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
         // An older server: these calls and all later ones go unary.
-        unimplemented_->store(true, std::memory_order_relaxed);
+        *unimplemented_ = true;
         for (auto& [id, p] : orphans) {
           auto context = std::make_shared<grpc::ClientContext>();
           context->set_deadline(p.deadline);
@@ -290,42 +304,47 @@ class StreamCalls {
         }
       } else {
         const grpc::Status failure =
-            status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended") : status;
+            status_.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended") : status_;
         for (auto& [id, p] : orphans) p.done(failure);
       }
+      MaybeRelease();
+    }
+
+    // Once the stream has ended and no operation of it is in flight, it lets go of itself.
+    void MaybeRelease() {
+      if (!ended_ || ops_ > 0 || !self_) return;
+      queue_->Leave(&context_);
       std::shared_ptr<Stream> keep = std::move(self_);  // may be the last reference
     }
 
-   private:
-    Stream(const Start& fallback, std::shared_ptr<std::atomic<bool>> unimplemented)
-        : fallback_(fallback), unimplemented_(std::move(unimplemented)),
-          born_ns_(EventLoop::NowNanos()) {}
-
-    // Retired, nothing in flight and nothing left to write, not closed yet.
-    bool MayCloseLocked() {
-      if (!retired_ || closed_ || ended_ || !pending_.empty() || writing_) return false;
-      closed_ = true;
-      return true;
-    }
-
+    GrpcQueue* const queue_;
     const Start fallback_;  // a copy: a stream may outlive its StreamCalls
-    std::shared_ptr<std::atomic<bool>> unimplemented_;
+    std::shared_ptr<bool> unimplemented_;
     const int64_t born_ns_;
     grpc::ClientContext context_;
+    std::unique_ptr<ReaderWriter> rw_;
+    BoundOp<Stream> started_op_{this, &Stream::OnStarted};
+    BoundOp<Stream> wrote_op_{this, &Stream::OnWrote};
+    BoundOp<Stream> read_op_{this, &Stream::OnRead};
+    BoundOp<Stream> closed_op_{this, &Stream::OnClosed};
+    BoundOp<Stream> finished_op_{this, &Stream::OnFinished};
     Reply in_;
+    grpc::Status status_;
     std::shared_ptr<Stream> self_;
-    std::mutex mu_;
     std::deque<std::shared_ptr<Frame>> writes_;  // front: being written
-    bool writing_ = false;
     std::unordered_map<uint64_t, Pending> pending_;
+    int ops_ = 0;  // operations on the queue
+    bool started_ = false;
+    bool writing_ = false;
     bool retired_ = false;
-    bool closed_ = false;  // WritesDone sent
-    bool ended_ = false;   // OnDone ran
+    bool closed_ = false;     // WritesDone sent
+    bool finishing_ = false;  // Finish asked for: the stream is over
+    bool ended_ = false;      // Finish completed
   };
 
   void ArmSweep() {
     if (sweep_timer_ != 0) return;
-    sweep_timer_ = loop_->RunAfter(options_.sweep, [this] {
+    sweep_timer_ = queue_->loop()->RunAfter(options_.sweep, [this] {
       sweep_timer_ = 0;
       Sweep();
     });
@@ -351,11 +370,11 @@ class StreamCalls {
     if (busy || !retired_.empty()) ArmSweep();
   }
 
-  EventLoop* const loop_;
+  GrpcQueue* const queue_;
   const Open open_;
   const Start fallback_;
   const StreamCallsOptions options_;
-  std::shared_ptr<std::atomic<bool>> unimplemented_;
+  std::shared_ptr<bool> unimplemented_;
   std::vector<std::shared_ptr<Stream>> slots_;
   std::vector<std::shared_ptr<Stream>> retired_;  // draining: no new calls
   size_t next_slot_ = 0;

@@ -12,7 +12,8 @@
 #include "core/redis/instrumented_redis_client.h"
 #include "core/redis/redis_cluster_client.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
+#include "absl/synchronization/notification.h"
+#include "core/base/log.h"
 
 namespace xc {
 
@@ -57,6 +58,8 @@ absl::StatusOr<std::unique_ptr<ServiceRuntime>> ServiceRuntime::Create(
       std::make_unique<InstrumentedRedisClient>(*std::move(redis), &rt->registry_, prefix);
   rt->redis_ = NewBlockingRedisClient(rt->async_redis_.get());
   rt->loop_thread_ = std::thread([loop = rt->loop_.get()] { loop->Run(); });
+  rt->builder_ = std::make_unique<grpc::ServerBuilder>();
+  rt->grpc_queue_ = std::make_unique<GrpcQueue>(rt->loop_.get(), rt->builder_->AddCompletionQueue());
   metrics::AddBuildInfo(&rt->registry_, prefix);
   CountExecutes(rt->loop_.get(), &rt->registry_, prefix);
   if (!admin_address.empty()) {
@@ -70,7 +73,7 @@ absl::StatusOr<std::unique_ptr<ServiceRuntime>> ServiceRuntime::Create(
 }
 
 void ServiceRuntime::Configure(grpc::ServerBuilder* builder) {
-  grpc::EnableDefaultHealthCheckService(true);
+  // Not gRPC's default health service: it runs on the callback API (see HealthService).
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
   creators.push_back(metrics::NewGrpcServerMetrics(&registry_));
@@ -86,26 +89,29 @@ void ServiceRuntime::Configure(grpc::ServerBuilder* builder) {
   builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30 * 1000);
 }
 
-void ServiceRuntime::SetServing(grpc::Server* server, bool serving) {
-  if (grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService()) {
-    health->SetServingStatus(serving);
-  }
-}
-
 absl::StatusOr<std::unique_ptr<grpc::Server>> ServiceRuntime::StartServer(
-    const std::string& address, const std::vector<grpc::Service*>& services) {
-  grpc::ServerBuilder builder;
+    const std::string& address, const std::vector<QueuedService*>& services) {
+  XC_CHECK(builder_ != nullptr) << "one gRPC server per process";
+  std::unique_ptr<grpc::ServerBuilder> builder = std::move(builder_);
   int port = 0;
-  builder.AddListeningPort(address, ServiceServerCredentials(), &port);
-  for (grpc::Service* service : services) builder.RegisterService(service);
-  Configure(&builder);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  builder->AddListeningPort(address, ServiceServerCredentials(), &port);
+  builder->RegisterService(health_.grpc_service());
+  for (QueuedService* service : services) builder->RegisterService(service->grpc_service());
+  Configure(builder.get());
+  std::unique_ptr<grpc::Server> server = builder->BuildAndStart();
   if (server == nullptr || port == 0) {
     return absl::UnavailableError("cannot listen on " + address);
   }
-  SetServing(server.get(), Ready());
+  // Requested from the loop, where the calls' completions run.
+  absl::Notification served;
+  loop_->Post([&] {
+    health_.Serve(grpc_queue_.get());
+    for (QueuedService* service : services) service->Serve(grpc_queue_.get());
+    served.Notify();
+  });
+  served.WaitForNotification();
+  health_.SetServing(Ready());
   absl::MutexLock lock(&mu_);
-  servers_.push_back(server.get());
   if (!health_thread_.joinable()) {
     health_thread_ = std::thread([this] { WatchHealth(absl::Seconds(1)); });
   }
@@ -118,9 +124,8 @@ void ServiceRuntime::WatchHealth(absl::Duration interval) {
     if (mu_.AwaitWithTimeout(absl::Condition(&stop_), interval)) break;
     mu_.Unlock();
     const bool ready = Ready();  // a Redis round trip: outside the lock
+    health_.SetServing(ready && !draining_);
     mu_.Lock();
-    // Under the lock: a server Drain() removed is never touched again.
-    for (grpc::Server* server : servers_) SetServing(server, ready && !draining_);
   }
 }
 
@@ -144,13 +149,12 @@ void ServiceRuntime::StopLoop() {
 
 void ServiceRuntime::Drain(grpc::Server* server, absl::Duration grace) {
   StartDraining();
-  {
-    absl::MutexLock lock(&mu_);
-    servers_.erase(std::remove(servers_.begin(), servers_.end(), server), servers_.end());
-  }
-  SetServing(server, false);
+  health_.SetServing(false);
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
+  // Served calls are over; the process's own calls (streams to the other services) are
+  // cancelled, and the queue closes once every call has ended.
+  grpc_queue_->Shutdown();
 }
 
 bool ServiceRuntime::Ready() {

@@ -59,24 +59,27 @@ absl::StatusOr<void*> NewSaslServerContext() {
   return static_cast<void*>(ctx);
 }
 
-grpc::ServerUnaryReactor* DeliveryService::Deliver(
-    grpc::CallbackServerContext* context, const xmpp::gateway::v1::DeliverRequest* request,
-    xmpp::gateway::v1::DeliverResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ctx_->loop->Execute([this, request, response, reactor] {
-    for (int i = 0; i < request->items_size(); ++i) {
-      const xmpp::gateway::v1::DeliverItem& item = request->items(i);
-      std::shared_ptr<ClientSession> session = ctx_->registry.Find(item.full_jid());
-      if (!session) {
-        response->add_missing_full_jids(item.full_jid());
-        response->add_missing_indexes(i);
-        continue;
-      }
-      session->Deliver(item.xml(), item.address_to_session());
+void DeliveryService::Serve(GrpcQueue* queue) {
+  ServeUnary(queue, &async_, &xmpp::gateway::v1::GatewayDelivery::AsyncService::RequestDeliver,
+             [this](const xmpp::gateway::v1::DeliverRequest& request,
+                    xmpp::gateway::v1::DeliverResponse* response) -> Task<grpc::Status> {
+               Deliver(request, response);
+               co_return grpc::Status::OK;
+             });
+}
+
+void DeliveryService::Deliver(const xmpp::gateway::v1::DeliverRequest& request,
+                              xmpp::gateway::v1::DeliverResponse* response) {
+  for (int i = 0; i < request.items_size(); ++i) {
+    const xmpp::gateway::v1::DeliverItem& item = request.items(i);
+    std::shared_ptr<ClientSession> session = ctx_->registry.Find(item.full_jid());
+    if (!session) {
+      response->add_missing_full_jids(item.full_jid());
+      response->add_missing_indexes(i);
+      continue;
     }
-    reactor->Finish(grpc::Status::OK);
-  });
-  return reactor;
+    session->Deliver(item.xml(), item.address_to_session());
+  }
 }
 
 ClientListener::~ClientListener() {

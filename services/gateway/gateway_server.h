@@ -10,6 +10,7 @@
 
 #include "absl/time/time.h"
 
+#include "core/grpc/serve_on_loop.h"
 #include "core/redis/redis_client.h"
 #include "proto/xmpp/gateway/v1/gateway.grpc.pb.h"
 #include "services/gateway/client_session.h"
@@ -22,17 +23,20 @@ absl::StatusOr<void*> NewTlsServerContext(const std::string& cert_file, const st
 // A gsasl context whose callback asks the session (the session hook) for SCRAM properties.
 absl::StatusOr<void*> NewSaslServerContext();
 
-// The Deliver endpoint (callback API): the whole batch is handed to the loop and written to
-// this gateway's sessions there, in order; the call ends once every item is written (or found
-// to have no session).
-class DeliveryService final : public xmpp::gateway::v1::GatewayDelivery::CallbackService {
+// The Deliver endpoint, served on the process's GrpcQueue: each call's whole batch is written
+// to this gateway's sessions on the loop, in order; the call ends once every item is written
+// (or found to have no session).
+class DeliveryService final : public QueuedService {
  public:
   explicit DeliveryService(GatewayContext* ctx) : ctx_(ctx) {}
-  grpc::ServerUnaryReactor* Deliver(grpc::CallbackServerContext* context,
-                                    const xmpp::gateway::v1::DeliverRequest* request,
-                                    xmpp::gateway::v1::DeliverResponse* response) override;
+  grpc::Service* grpc_service() override { return &async_; }
+  void Serve(GrpcQueue* queue) override;
 
  private:
+  void Deliver(const xmpp::gateway::v1::DeliverRequest& request,
+               xmpp::gateway::v1::DeliverResponse* response);
+
+  xmpp::gateway::v1::GatewayDelivery::AsyncService async_;
   GatewayContext* ctx_;
 };
 

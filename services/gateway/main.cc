@@ -13,6 +13,7 @@
 #include "core/grpc/call_batcher.h"
 #include "core/grpc/grpc_util.h"
 #include "core/grpc/stream_calls.h"
+#include "core/grpc/unary_call.h"
 #include "core/jid/jid.h"
 #include "core/service/service_runtime.h"
 #include "core/service/shutdown.h"
@@ -100,35 +101,39 @@ int main(int argc, char** argv) {
   batching.timeout = absl::Seconds(5);
   batching.units_per_call = &batch_inputs.Add({{"service", "roster"}});
   // Calls to the services: frames on long-lived streams (--grpc_streams), or unary calls.
-  auto roster_unary = [stub = roster.get()](grpc::ClientContext* c,
-                                            xmpp::roster::v1::RosterBatchRequest* req,
-                                            xmpp::roster::v1::RosterBatchResponse* resp,
-                                            std::function<void(grpc::Status)> done) {
-    stub->async()->HandleBatch(c, req, resp, std::move(done));
-  };
-  auto router_unary = [stub = router.get()](grpc::ClientContext* c,
-                                            xmpp::presence::v1::RouterBatchRequest* req,
-                                            xmpp::presence::v1::RouterBatchResponse* resp,
-                                            std::function<void(grpc::Status)> done) {
-    stub->async()->HandleBatch(c, req, resp, std::move(done));
-  };
+  xc::GrpcQueue* queue = (*runtime)->grpc_queue();
   using RosterStream =
       xc::StreamCalls<xmpp::roster::v1::RosterBatchFrame, xmpp::roster::v1::RosterBatchReply>;
   using RouterStream =
       xc::StreamCalls<xmpp::presence::v1::RouterBatchFrame, xmpp::presence::v1::RouterBatchReply>;
   const xc::StreamCallsOptions streams = xc::StreamCallsOptions::Enabled(xc::UseGrpcStreams());
   RosterStream roster_stream(
-      &loop,
-      [stub = roster.get()](grpc::ClientContext* c, RosterStream::Reactor* r) {
-        stub->async()->HandleBatchStream(c, r);
+      queue,
+      [stub = roster.get()](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
+        return stub->PrepareAsyncHandleBatchStream(c, cq);
       },
-      roster_unary, streams);
+      xc::UnaryStart<xmpp::roster::v1::RosterBatchRequest, xmpp::roster::v1::RosterBatchResponse>(
+          queue,
+          [stub = roster.get()](grpc::ClientContext* c,
+                                const xmpp::roster::v1::RosterBatchRequest& r,
+                                grpc::CompletionQueue* cq) {
+            return stub->PrepareAsyncHandleBatch(c, r, cq);
+          }),
+      streams);
   RouterStream router_stream(
-      &loop,
-      [stub = router.get()](grpc::ClientContext* c, RouterStream::Reactor* r) {
-        stub->async()->HandleBatchStream(c, r);
+      queue,
+      [stub = router.get()](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
+        return stub->PrepareAsyncHandleBatchStream(c, cq);
       },
-      router_unary, streams);
+      xc::UnaryStart<xmpp::presence::v1::RouterBatchRequest,
+                     xmpp::presence::v1::RouterBatchResponse>(
+          queue,
+          [stub = router.get()](grpc::ClientContext* c,
+                                const xmpp::presence::v1::RouterBatchRequest& r,
+                                grpc::CompletionQueue* cq) {
+            return stub->PrepareAsyncHandleBatch(c, r, cq);
+          }),
+      streams);
   xc::CallBatcher<xmpp::roster::v1::RosterBatchRequest, xmpp::roster::v1::RosterBatchResponse>
       roster_calls(&loop, roster_stream.AsStart(), batching);
   batching.units_per_call = &batch_inputs.Add({{"service", "router"}});

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/grpc/call_batcher.h"
 #include "core/grpc/grpc_util.h"
+#include "core/grpc/unary_call.h"
 #include "core/store/keys.h"
 #include "proto/xmpp/gateway/v1/gateway.grpc.pb.h"
 
@@ -15,8 +16,8 @@ using xmpp::gateway::v1::GatewayDelivery;
 
 class GrpcGatewayDeliverer final : public GatewayDeliverer {
  public:
-  GrpcGatewayDeliverer(EventLoop* loop, AsyncRedisClient* redis, metrics::Registry* registry)
-      : loop_(loop),
+  GrpcGatewayDeliverer(GrpcQueue* queue, AsyncRedisClient* redis, metrics::Registry* registry)
+      : queue_(queue),
         redis_(redis),
         seconds_(&registry
                       ->AddHistogram("xc_router_deliver_seconds",
@@ -114,17 +115,17 @@ class GrpcGatewayDeliverer final : public GatewayDeliverer {
     options.timeout = absl::Seconds(2);
     options.units_per_call = units_;
     target->batcher = std::make_unique<Batcher>(
-        loop_,
-        [stub](grpc::ClientContext* c, const xmpp::gateway::v1::DeliverRequest* req,
-               xmpp::gateway::v1::DeliverResponse* resp, std::function<void(grpc::Status)> done) {
-          stub->async()->Deliver(c, req, resp, std::move(done));
-        },
+        queue_->loop(),
+        UnaryStart<xmpp::gateway::v1::DeliverRequest, xmpp::gateway::v1::DeliverResponse>(
+            queue_,
+            [stub](grpc::ClientContext* c, const xmpp::gateway::v1::DeliverRequest& r,
+                   grpc::CompletionQueue* cq) { return stub->PrepareAsyncDeliver(c, r, cq); }),
         options);
     versions.push_back(std::move(target));
     co_return versions.back().get();
   }
 
-  EventLoop* loop_;
+  GrpcQueue* queue_;
   AsyncRedisClient* redis_;
   metrics::Histogram* seconds_;
   metrics::Histogram* units_;
@@ -136,9 +137,10 @@ class GrpcGatewayDeliverer final : public GatewayDeliverer {
 
 }  // namespace
 
-std::unique_ptr<GatewayDeliverer> NewGrpcGatewayDeliverer(EventLoop* loop, AsyncRedisClient* redis,
+std::unique_ptr<GatewayDeliverer> NewGrpcGatewayDeliverer(GrpcQueue* queue,
+                                                          AsyncRedisClient* redis,
                                                           metrics::Registry* registry) {
-  return std::make_unique<GrpcGatewayDeliverer>(loop, redis, registry);
+  return std::make_unique<GrpcGatewayDeliverer>(queue, redis, registry);
 }
 
 }  // namespace xc

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   xc::AsyncRedisClient* redis = (*runtime)->async_redis();
   std::unique_ptr<xc::SessionDirectory> directory = xc::NewRedisSessionDirectory(redis);
   std::unique_ptr<xc::GatewayDeliverer> deliverer =
-      xc::NewGrpcGatewayDeliverer(loop, redis, (*runtime)->registry());
+      xc::NewGrpcGatewayDeliverer((*runtime)->grpc_queue(), redis, (*runtime)->registry());
   xc::PresenceRouterOptions options;
   options.probe_answers_last_unavailable = absl::GetFlag(FLAGS_probe_answers_last_unavailable);
   options.waiting_requests_delivered =
@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
           "Waiting subscription requests handed to a resource at its initial presence.").Add({});
   xc::PresenceRouter router(directory.get(), redis, deliverer.get(), xc::RealClock::Get(),
                             options);
-  xc::PresenceGrpcService service(loop, &router, (*runtime)->registry());
+  xc::PresenceGrpcService service(&router, (*runtime)->registry());
 
   absl::StatusOr<std::unique_ptr<grpc::Server>> server =
       (*runtime)->StartServer(absl::GetFlag(FLAGS_listen), {&service});

@@ -159,9 +159,8 @@ Task<grpc::Status> PresenceGrpcService::Flows(
   co_return grpc::Status::OK;
 }
 
-PresenceGrpcService::PresenceGrpcService(EventLoop* loop, PresenceRouter* router,
-                                         metrics::Registry* registry)
-    : loop_(loop), router_(router) {
+PresenceGrpcService::PresenceGrpcService(PresenceRouter* router, metrics::Registry* registry)
+    : router_(router) {
   if (registry != nullptr) {
     // Counted as calls of the unary methods they stand for.
     batch_metrics_ = std::make_unique<metrics::CallMetrics>(
@@ -171,89 +170,48 @@ PresenceGrpcService::PresenceGrpcService(EventLoop* loop, PresenceRouter* router
   }
 }
 
-grpc::ServerUnaryReactor* PresenceGrpcService::BindSession(
-    grpc::CallbackServerContext* context, const xmpp::presence::v1::BindSessionRequest* request,
-    xmpp::presence::v1::BindSessionResponse* response) {
-  return ServeOnLoop(loop_, context, [this, request, response]() -> Task<grpc::Status> {
-    co_return ToGrpcStatus(co_await Bind(*request, response->mutable_full_jid()));
-  });
-}
-
-grpc::ServerUnaryReactor* PresenceGrpcService::EndSession(
-    grpc::CallbackServerContext* context, const xmpp::presence::v1::EndSessionRequest* request,
-    xmpp::presence::v1::EndSessionResponse*) {
-  return ServeOnLoop(loop_, context, [this, request]() -> Task<grpc::Status> {
-    co_return ToGrpcStatus(co_await End(*request));
-  });
-}
-
-grpc::ServerUnaryReactor* PresenceGrpcService::SetInterested(
-    grpc::CallbackServerContext* context, const xmpp::presence::v1::SetInterestedRequest* request,
-    xmpp::presence::v1::SetInterestedResponse*) {
-  return ServeOnLoop(loop_, context, [this, request]() -> Task<grpc::Status> {
-    co_return ToGrpcStatus(co_await Interested(*request));
-  });
-}
-
-grpc::ServerUnaryReactor* PresenceGrpcService::HandlePresence(
-    grpc::CallbackServerContext* context, const xmpp::presence::v1::HandlePresenceRequest* request,
-    xmpp::presence::v1::HandlePresenceResponse* response) {
-  return ServeOnLoop(loop_, context, [this, request, response]() -> Task<grpc::Status> {
-    co_return ToGrpcStatus(co_await Presence(*request, response->mutable_replies()));
-  });
-}
-
-grpc::ServerUnaryReactor* PresenceGrpcService::RouteStanza(
-    grpc::CallbackServerContext* context, const xmpp::presence::v1::RouteStanzaRequest* request,
-    xmpp::presence::v1::RouteStanzaResponse* response) {
-  return ServeOnLoop(loop_, context, [this, request, response]() -> Task<grpc::Status> {
-    co_return ToGrpcStatus(co_await Route(*request, response->mutable_replies()));
-  });
-}
-
-grpc::ServerUnaryReactor* PresenceGrpcService::Dispatch(
-    grpc::CallbackServerContext* context, const xmpp::presence::v1::DispatchRequest* request,
-    xmpp::presence::v1::DispatchResponse*) {
-  return ServeOnLoop(loop_, context, [this, request]() -> Task<grpc::Status> {
-    co_return ToGrpcStatus(co_await router_->Dispatch(*request));
-  });
-}
-
-grpc::ServerUnaryReactor* PresenceGrpcService::HandleBatch(
-    grpc::CallbackServerContext* context, const xmpp::presence::v1::RouterBatchRequest* request,
-    xmpp::presence::v1::RouterBatchResponse* response) {
-  return ServeOnLoop(loop_, context,
-                     [this, request, response] { return Batch(*request, response); });
-}
-
-grpc::ServerUnaryReactor* PresenceGrpcService::DispatchBatch(
-    grpc::CallbackServerContext* context, const xmpp::presence::v1::DispatchBatchRequest* request,
-    xmpp::presence::v1::DispatchBatchResponse* response) {
-  return ServeOnLoop(loop_, context,
-                     [this, request, response] { return Flows(*request, response); });
-}
-
-grpc::ServerBidiReactor<xmpp::presence::v1::RouterBatchFrame, xmpp::presence::v1::RouterBatchReply>*
-PresenceGrpcService::HandleBatchStream(grpc::CallbackServerContext*) {
-  return ServeStreamOnLoop<xmpp::presence::v1::RouterBatchFrame,
-                           xmpp::presence::v1::RouterBatchReply>(
-      loop_, batch_metrics_.get(),
-      [this](const xmpp::presence::v1::RouterBatchRequest& request,
-             xmpp::presence::v1::RouterBatchResponse* response) {
-        return Batch(request, response);
-      });
-}
-
-grpc::ServerBidiReactor<xmpp::presence::v1::DispatchBatchFrame,
-                        xmpp::presence::v1::DispatchBatchReply>*
-PresenceGrpcService::DispatchBatchStream(grpc::CallbackServerContext*) {
-  return ServeStreamOnLoop<xmpp::presence::v1::DispatchBatchFrame,
-                           xmpp::presence::v1::DispatchBatchReply>(
-      loop_, dispatch_metrics_.get(),
-      [this](const xmpp::presence::v1::DispatchBatchRequest& request,
-             xmpp::presence::v1::DispatchBatchResponse* response) {
-        return Flows(request, response);
-      });
+void PresenceGrpcService::Serve(GrpcQueue* queue) {
+  using Service = xmpp::presence::v1::PresenceRouter::AsyncService;
+  namespace pv1 = xmpp::presence::v1;
+  ServeUnary(queue, &async_, &Service::RequestBindSession,
+             [this](const pv1::BindSessionRequest& request,
+                    pv1::BindSessionResponse* response) -> Task<grpc::Status> {
+               co_return ToGrpcStatus(co_await Bind(request, response->mutable_full_jid()));
+             });
+  ServeUnary(queue, &async_, &Service::RequestEndSession,
+             [this](const pv1::EndSessionRequest& request,
+                    pv1::EndSessionResponse*) -> Task<grpc::Status> {
+               co_return ToGrpcStatus(co_await End(request));
+             });
+  ServeUnary(queue, &async_, &Service::RequestSetInterested,
+             [this](const pv1::SetInterestedRequest& request,
+                    pv1::SetInterestedResponse*) -> Task<grpc::Status> {
+               co_return ToGrpcStatus(co_await Interested(request));
+             });
+  ServeUnary(queue, &async_, &Service::RequestHandlePresence,
+             [this](const pv1::HandlePresenceRequest& request,
+                    pv1::HandlePresenceResponse* response) -> Task<grpc::Status> {
+               co_return ToGrpcStatus(co_await Presence(request, response->mutable_replies()));
+             });
+  ServeUnary(queue, &async_, &Service::RequestRouteStanza,
+             [this](const pv1::RouteStanzaRequest& request,
+                    pv1::RouteStanzaResponse* response) -> Task<grpc::Status> {
+               co_return ToGrpcStatus(co_await Route(request, response->mutable_replies()));
+             });
+  ServeUnary(queue, &async_, &Service::RequestDispatch,
+             [this](const pv1::DispatchRequest& request,
+                    pv1::DispatchResponse*) -> Task<grpc::Status> {
+               co_return ToGrpcStatus(co_await router_->Dispatch(request));
+             });
+  auto batch = [this](const pv1::RouterBatchRequest& request,
+                      pv1::RouterBatchResponse* response) { return Batch(request, response); };
+  auto flows = [this](const pv1::DispatchBatchRequest& request,
+                      pv1::DispatchBatchResponse* response) { return Flows(request, response); };
+  ServeUnary(queue, &async_, &Service::RequestHandleBatch, batch);
+  ServeUnary(queue, &async_, &Service::RequestDispatchBatch, flows);
+  ServeStream(queue, &async_, &Service::RequestHandleBatchStream, batch_metrics_.get(), batch);
+  ServeStream(queue, &async_, &Service::RequestDispatchBatchStream, dispatch_metrics_.get(),
+              flows);
 }
 
 }  // namespace xc

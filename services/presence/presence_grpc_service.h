@@ -5,6 +5,8 @@
 
 #include "core/async/task.h"
 #include "core/event/event_loop.h"
+#include "core/grpc/grpc_queue.h"
+#include "core/grpc/serve_on_loop.h"
 #include "core/metrics/grpc_server_metrics.h"
 #include "core/metrics/metrics.h"
 #include "proto/xmpp/presence/v1/presence.grpc.pb.h"
@@ -12,45 +14,18 @@
 
 namespace xc {
 
-// The PresenceRouter gRPC surface over PresenceRouter (callback API): every call becomes a
-// coroutine on `loop`. `router` must outlive it, and `registry` (may be null: no per-frame
-// metrics for the stream methods) too.
-class PresenceGrpcService final : public xmpp::presence::v1::PresenceRouter::CallbackService {
+// The PresenceRouter gRPC surface over PresenceRouter, served on the process's GrpcQueue:
+// every call becomes a coroutine on the queue's loop. `router` must outlive it, and `registry`
+// (may be null: no per-frame metrics for the stream methods) too.
+class PresenceGrpcService final : public QueuedService {
  public:
-  PresenceGrpcService(EventLoop* loop, PresenceRouter* router,
-                      metrics::Registry* registry = nullptr);
+  explicit PresenceGrpcService(PresenceRouter* router, metrics::Registry* registry = nullptr);
 
-  grpc::ServerUnaryReactor* BindSession(grpc::CallbackServerContext*,
-                                        const xmpp::presence::v1::BindSessionRequest*,
-                                        xmpp::presence::v1::BindSessionResponse*) override;
-  grpc::ServerUnaryReactor* EndSession(grpc::CallbackServerContext*,
-                                       const xmpp::presence::v1::EndSessionRequest*,
-                                       xmpp::presence::v1::EndSessionResponse*) override;
-  grpc::ServerUnaryReactor* SetInterested(grpc::CallbackServerContext*,
-                                          const xmpp::presence::v1::SetInterestedRequest*,
-                                          xmpp::presence::v1::SetInterestedResponse*) override;
-  grpc::ServerUnaryReactor* HandlePresence(grpc::CallbackServerContext*,
-                                           const xmpp::presence::v1::HandlePresenceRequest*,
-                                           xmpp::presence::v1::HandlePresenceResponse*) override;
-  grpc::ServerUnaryReactor* RouteStanza(grpc::CallbackServerContext*,
-                                        const xmpp::presence::v1::RouteStanzaRequest*,
-                                        xmpp::presence::v1::RouteStanzaResponse*) override;
-  grpc::ServerUnaryReactor* Dispatch(grpc::CallbackServerContext*,
-                                     const xmpp::presence::v1::DispatchRequest*,
-                                     xmpp::presence::v1::DispatchResponse*) override;
-  grpc::ServerUnaryReactor* HandleBatch(grpc::CallbackServerContext*,
-                                        const xmpp::presence::v1::RouterBatchRequest*,
-                                        xmpp::presence::v1::RouterBatchResponse*) override;
-  grpc::ServerUnaryReactor* DispatchBatch(grpc::CallbackServerContext*,
-                                          const xmpp::presence::v1::DispatchBatchRequest*,
-                                          xmpp::presence::v1::DispatchBatchResponse*) override;
-  // HandleBatch's and DispatchBatch's calls as frames on long-lived streams.
-  grpc::ServerBidiReactor<xmpp::presence::v1::RouterBatchFrame,
-                          xmpp::presence::v1::RouterBatchReply>*
-  HandleBatchStream(grpc::CallbackServerContext*) override;
-  grpc::ServerBidiReactor<xmpp::presence::v1::DispatchBatchFrame,
-                          xmpp::presence::v1::DispatchBatchReply>*
-  DispatchBatchStream(grpc::CallbackServerContext*) override;
+  grpc::Service* grpc_service() override { return &async_; }
+  // BindSession, EndSession, SetInterested, HandlePresence, RouteStanza, Dispatch, HandleBatch,
+  // DispatchBatch, and HandleBatch's and DispatchBatch's calls as frames on long-lived streams
+  // (HandleBatchStream, DispatchBatchStream).
+  void Serve(GrpcQueue* queue) override;
 
  private:
   using Replies = google::protobuf::RepeatedPtrField<xmpp::stanza::v1::Stanza>;
@@ -74,7 +49,7 @@ class PresenceGrpcService final : public xmpp::presence::v1::PresenceRouter::Cal
   Task<grpc::Status> Flows(const xmpp::presence::v1::DispatchBatchRequest& request,
                            xmpp::presence::v1::DispatchBatchResponse* response);
 
-  EventLoop* loop_;
+  xmpp::presence::v1::PresenceRouter::AsyncService async_;
   PresenceRouter* router_;
   std::unique_ptr<metrics::CallMetrics> batch_metrics_;     // frames of HandleBatchStream
   std::unique_ptr<metrics::CallMetrics> dispatch_metrics_;  // frames of DispatchBatchStream

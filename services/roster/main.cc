@@ -42,8 +42,8 @@ int main(int argc, char** argv) {
   auto router = xmpp::presence::v1::PresenceRouter::NewStub(
       xc::NewServiceChannel(absl::GetFlag(FLAGS_router)));
   xc::RosterConsistency consistency(store.get(), &processor);
-  xc::RosterGrpcService service((*runtime)->loop(), &processor, &consistency, router.get(),
-                                (*runtime)->registry(), xc::UseGrpcStreams());
+  xc::RosterGrpcService service((*runtime)->grpc_queue(), &processor, &consistency,
+                                router.get(), (*runtime)->registry(), xc::UseGrpcStreams());
   std::unique_ptr<xc::WaitingCensus> census;
   if (absl::GetFlag(FLAGS_waiting_census_interval) > absl::ZeroDuration()) {
     census = std::make_unique<xc::WaitingCensus>(redis, (*runtime)->registry(),
@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
   XC_REQUIRE(server.ok()) << server.status();
   XC_LOG(INFO) << "roster service listening on " << absl::GetFlag(FLAGS_listen);
   xc::WaitForShutdown();
-  (*runtime)->Drain(server->get());
+  (*runtime)->Drain(server->get());  // the router streams too: before the loop stops
   (*runtime)->StopLoop();
   census.reset();
   XC_LOG(INFO) << "roster service stopped";

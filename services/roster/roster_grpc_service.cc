@@ -9,6 +9,7 @@
 #include "core/grpc/grpc_util.h"
 #include "core/grpc/serve_on_loop.h"
 #include "core/grpc/serve_stream.h"
+#include "core/grpc/unary_call.h"
 
 namespace xc {
 
@@ -38,26 +39,28 @@ CallBatcherOptions DispatchBatching(metrics::Registry* registry) {
 
 }  // namespace
 
-RosterGrpcService::RosterGrpcService(EventLoop* loop, RosterProcessor* processor,
+RosterGrpcService::RosterGrpcService(GrpcQueue* queue, RosterProcessor* processor,
                                      RosterConsistency* consistency,
                                      xmpp::presence::v1::PresenceRouter::Stub* router,
                                      metrics::Registry* registry, bool dispatch_streams)
-    : loop_(loop),
+    : loop_(queue->loop()),
       processor_(processor),
       consistency_(consistency),
       batch_metrics_(registry, "xmpp.roster.v1.RosterService", "HandleBatch"),
       dispatch_stream_(
-          loop,
-          [router](grpc::ClientContext* c, DispatchStream::Reactor* reactor) {
-            router->async()->DispatchBatchStream(c, reactor);
+          queue,
+          [router](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
+            return router->PrepareAsyncDispatchBatchStream(c, cq);
           },
-          [router](grpc::ClientContext* c, xmpp::presence::v1::DispatchBatchRequest* req,
-                   xmpp::presence::v1::DispatchBatchResponse* resp,
-                   std::function<void(grpc::Status)> done) {
-            router->async()->DispatchBatch(c, req, resp, std::move(done));
-          },
+          UnaryStart<xmpp::presence::v1::DispatchBatchRequest,
+                     xmpp::presence::v1::DispatchBatchResponse>(
+              queue,
+              [router](grpc::ClientContext* c, const xmpp::presence::v1::DispatchBatchRequest& r,
+                       grpc::CompletionQueue* cq) {
+                return router->PrepareAsyncDispatchBatch(c, r, cq);
+              }),
           StreamCallsOptions::Enabled(dispatch_streams)),
-      dispatch_(loop, dispatch_stream_.AsStart(), DispatchBatching(registry)),
+      dispatch_(loop_, dispatch_stream_.AsStart(), DispatchBatching(registry)),
       requests_(&registry->AddCounter("xc_roster_requests_total",
                                       "Roster IQs and subscription stanzas, by type.")),
       effects_(&registry->AddCounter("xc_roster_effects_total",
@@ -508,46 +511,32 @@ Task<grpc::Status> RosterGrpcService::Batch(const xmpp::roster::v1::RosterBatchR
   co_return grpc::Status::OK;
 }
 
-grpc::ServerUnaryReactor* RosterGrpcService::HandleRosterIq(
-    grpc::CallbackServerContext* context, const xmpp::roster::v1::RosterIqRequest* request,
-    xmpp::roster::v1::RosterIqResponse* response) {
-  return ServeOnLoop(loop_, context, [this, request, response]() -> Task<grpc::Status> {
-    co_return ToGrpcStatus(co_await RosterIq(*request, response->mutable_replies(), Origin()));
-  });
-}
-
-grpc::ServerUnaryReactor* RosterGrpcService::HandleSubscription(
-    grpc::CallbackServerContext* context, const xmpp::roster::v1::SubscriptionRequest* request,
-    xmpp::roster::v1::SubscriptionResponse* response) {
-  return ServeOnLoop(loop_, context, [this, request, response]() -> Task<grpc::Status> {
-    co_return ToGrpcStatus(
-        co_await Subscription(*request, response->mutable_replies(), Origin()));
-  });
-}
-
-grpc::ServerUnaryReactor* RosterGrpcService::CheckRoster(
-    grpc::CallbackServerContext* context, const xmpp::roster::v1::CheckRosterRequest* request,
-    xmpp::roster::v1::CheckRosterResponse* response) {
-  return ServeOnLoop(loop_, context, [this, request, response]() -> Task<grpc::Status> {
-    co_return ToGrpcStatus(co_await Check(*request, response));
-  });
-}
-
-grpc::ServerUnaryReactor* RosterGrpcService::HandleBatch(
-    grpc::CallbackServerContext* context, const xmpp::roster::v1::RosterBatchRequest* request,
-    xmpp::roster::v1::RosterBatchResponse* response) {
-  return ServeOnLoop(loop_, context,
-                     [this, request, response] { return Batch(*request, response); });
-}
-
-grpc::ServerBidiReactor<xmpp::roster::v1::RosterBatchFrame, xmpp::roster::v1::RosterBatchReply>*
-RosterGrpcService::HandleBatchStream(grpc::CallbackServerContext*) {
-  return ServeStreamOnLoop<xmpp::roster::v1::RosterBatchFrame, xmpp::roster::v1::RosterBatchReply>(
-      loop_, &batch_metrics_,
-      [this](const xmpp::roster::v1::RosterBatchRequest& request,
-             xmpp::roster::v1::RosterBatchResponse* response) {
-        return Batch(request, response);
-      });
+void RosterGrpcService::Serve(GrpcQueue* queue) {
+  using xmpp::roster::v1::RosterService;
+  ServeUnary(queue, &async_, &RosterService::AsyncService::RequestHandleRosterIq,
+             [this](const xmpp::roster::v1::RosterIqRequest& request,
+                    xmpp::roster::v1::RosterIqResponse* response) -> Task<grpc::Status> {
+               co_return ToGrpcStatus(
+                   co_await RosterIq(request, response->mutable_replies(), Origin()));
+             });
+  ServeUnary(queue, &async_, &RosterService::AsyncService::RequestHandleSubscription,
+             [this](const xmpp::roster::v1::SubscriptionRequest& request,
+                    xmpp::roster::v1::SubscriptionResponse* response) -> Task<grpc::Status> {
+               co_return ToGrpcStatus(
+                   co_await Subscription(request, response->mutable_replies(), Origin()));
+             });
+  ServeUnary(queue, &async_, &RosterService::AsyncService::RequestCheckRoster,
+             [this](const xmpp::roster::v1::CheckRosterRequest& request,
+                    xmpp::roster::v1::CheckRosterResponse* response) -> Task<grpc::Status> {
+               co_return ToGrpcStatus(co_await Check(request, response));
+             });
+  auto batch = [this](const xmpp::roster::v1::RosterBatchRequest& request,
+                      xmpp::roster::v1::RosterBatchResponse* response) {
+    return Batch(request, response);
+  };
+  ServeUnary(queue, &async_, &RosterService::AsyncService::RequestHandleBatch, batch);
+  ServeStream(queue, &async_, &RosterService::AsyncService::RequestHandleBatchStream,
+              &batch_metrics_, batch);
 }
 
 }  // namespace xc

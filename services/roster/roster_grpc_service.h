@@ -8,6 +8,8 @@
 #include "core/async/task.h"
 #include "core/event/event_loop.h"
 #include "core/grpc/call_batcher.h"
+#include "core/grpc/grpc_queue.h"
+#include "core/grpc/serve_on_loop.h"
 #include "core/grpc/stream_calls.h"
 #include "core/metrics/grpc_server_metrics.h"
 #include "core/metrics/metrics.h"
@@ -27,32 +29,22 @@ struct FlowOrigin {
   google::protobuf::RepeatedPtrField<xmpp::gateway::v1::DeliverItem>* items = nullptr;
 };
 
-// The RosterService gRPC surface (callback API): every call becomes a coroutine on `loop`,
-// which runs the processor, hands the effects to the presence router (batched with other
-// flows' effects, retried within a bound), then answers. `processor`, `consistency` and
-// `router` must outlive it. With `dispatch_streams` the effects travel as frames on long-lived
-// streams (DispatchBatchStream) instead of one DispatchBatch call each.
-class RosterGrpcService final : public xmpp::roster::v1::RosterService::CallbackService {
+// The RosterService gRPC surface, served on the process's GrpcQueue: every call becomes a
+// coroutine on the queue's loop, which runs the processor, hands the effects to the presence
+// router (batched with other flows' effects, retried within a bound), then answers.
+// `processor`, `consistency` and `router` must outlive it. With `dispatch_streams` the effects
+// travel as frames on long-lived streams (DispatchBatchStream) instead of one DispatchBatch
+// call each.
+class RosterGrpcService final : public QueuedService {
  public:
-  RosterGrpcService(EventLoop* loop, RosterProcessor* processor, RosterConsistency* consistency,
+  RosterGrpcService(GrpcQueue* queue, RosterProcessor* processor, RosterConsistency* consistency,
                     xmpp::presence::v1::PresenceRouter::Stub* router,
                     metrics::Registry* registry, bool dispatch_streams = false);
 
-  grpc::ServerUnaryReactor* HandleRosterIq(grpc::CallbackServerContext* context,
-                                           const xmpp::roster::v1::RosterIqRequest* request,
-                                           xmpp::roster::v1::RosterIqResponse* response) override;
-  grpc::ServerUnaryReactor* HandleSubscription(
-      grpc::CallbackServerContext* context, const xmpp::roster::v1::SubscriptionRequest* request,
-      xmpp::roster::v1::SubscriptionResponse* response) override;
-  grpc::ServerUnaryReactor* CheckRoster(grpc::CallbackServerContext* context,
-                                        const xmpp::roster::v1::CheckRosterRequest* request,
-                                        xmpp::roster::v1::CheckRosterResponse* response) override;
-  grpc::ServerUnaryReactor* HandleBatch(grpc::CallbackServerContext* context,
-                                        const xmpp::roster::v1::RosterBatchRequest* request,
-                                        xmpp::roster::v1::RosterBatchResponse* response) override;
-  // HandleBatch's calls as frames on long-lived streams.
-  grpc::ServerBidiReactor<xmpp::roster::v1::RosterBatchFrame, xmpp::roster::v1::RosterBatchReply>*
-  HandleBatchStream(grpc::CallbackServerContext* context) override;
+  grpc::Service* grpc_service() override { return &async_; }
+  // HandleRosterIq, HandleSubscription, CheckRoster, HandleBatch, and HandleBatch's calls as
+  // frames on long-lived streams (HandleBatchStream).
+  void Serve(GrpcQueue* queue) override;
 
  private:
   using Replies = google::protobuf::RepeatedPtrField<xmpp::stanza::v1::Stanza>;
@@ -103,6 +95,7 @@ class RosterGrpcService final : public xmpp::roster::v1::RosterService::Callback
       std::vector<google::protobuf::RepeatedPtrField<xmpp::gateway::v1::DeliverItem>*> items);
   void Record(const RosterOutput& output);
 
+  xmpp::roster::v1::RosterService::AsyncService async_;
   EventLoop* loop_;
   RosterProcessor* processor_;
   RosterConsistency* consistency_;

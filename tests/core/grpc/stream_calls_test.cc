@@ -19,11 +19,13 @@
 #include "core/event/event_loop.h"
 #include "core/grpc/serve_stream.h"
 #include "core/grpc/stream_calls.h"
+#include "core/grpc/unary_call.h"
 #include "core/metrics/grpc_server_metrics.h"
 #include "core/metrics/metrics.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/xmpp/roster/v1/roster.grpc.pb.h"
+#include "tests/support/test_grpc_server.h"
 
 namespace xc {
 namespace {
@@ -50,73 +52,77 @@ Task<grpc::Status> Echo(EventLoop* loop, const RosterBatchRequest& request,
   co_return grpc::Status::OK;
 }
 
-// Both methods when `streams`; only the unary one (an older server) otherwise.
-class EchoService final : public RosterService::CallbackService {
+// Both methods when `streams`; only the unary one (an older server, whose stream method is
+// unimplemented) otherwise.
+class EchoService final : public QueuedService {
  public:
   EchoService(EventLoop* loop, bool streams, const metrics::CallMetrics* call_metrics)
       : loop_(loop), streams_(streams), call_metrics_(call_metrics) {}
 
-  grpc::ServerUnaryReactor* HandleBatch(grpc::CallbackServerContext* context,
-                                        const RosterBatchRequest* request,
-                                        RosterBatchResponse* response) override {
-    ++unary_calls;
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    loop_->Execute([this, reactor, request, response] {
-      Spawn(Echo(loop_, *request, response),
-            [reactor](grpc::Status status) { reactor->Finish(std::move(status)); });
-    });
-    return reactor;
+  grpc::Service* grpc_service() override {
+    return streams_ ? static_cast<grpc::Service*>(&both_) : &unary_only_;
   }
 
-  grpc::ServerBidiReactor<RosterBatchFrame, RosterBatchReply>* HandleBatchStream(
-      grpc::CallbackServerContext* context) override {
-    if (!streams_) return RosterService::CallbackService::HandleBatchStream(context);
-    ++streams_opened;
-    EventLoop* loop = loop_;
-    return ServeStreamOnLoop<RosterBatchFrame, RosterBatchReply>(
-        loop_, call_metrics_, [loop](const RosterBatchRequest& request,
-                                     RosterBatchResponse* response) {
-          return Echo(loop, request, response);
-        });
+  void Serve(GrpcQueue* queue) override {
+    auto echo = [loop = loop_](const RosterBatchRequest& request, RosterBatchResponse* response) {
+      return Echo(loop, request, response);
+    };
+    if (!streams_) {
+      ServeUnary(queue, &unary_only_, &UnaryOnly::RequestHandleBatch, echo);
+      return;
+    }
+    ServeUnary(queue, &both_, &RosterService::AsyncService::RequestHandleBatch, echo);
+    ServeStream(queue, &both_, &RosterService::AsyncService::RequestHandleBatchStream,
+                call_metrics_, echo);
   }
-
-  std::atomic<int> unary_calls{0};
-  std::atomic<int> streams_opened{0};
 
  private:
+  using UnaryOnly = RosterService::WithAsyncMethod_HandleBatch<RosterService::Service>;
   EventLoop* const loop_;
   const bool streams_;
   const metrics::CallMetrics* const call_metrics_;
+  RosterService::AsyncService both_;
+  UnaryOnly unary_only_;
 };
 
 // A server on its own loop thread, on a loopback port (the same one again after a restart).
+// Its RPCs are counted by the server metrics interceptor in a registry of their own (stream
+// frames are counted as HandleBatch calls in `registry`).
 class EchoServer {
  public:
   EchoServer(bool streams, int port, metrics::Registry* registry)
       : call_metrics_(registry, "xmpp.roster.v1.RosterService", "HandleBatch"),
-        service_(&loop_, streams, &call_metrics_) {
+        service_(&loop_, streams, &call_metrics_),
+        rpcs_families_(&rpcs_) {
     loop_thread_ = std::thread([this] { loop_.Run(); });
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort(absl::StrCat("127.0.0.1:", port), grpc::InsecureServerCredentials(),
-                             &port_);
-    builder.RegisterService(&service_);
-    server_ = builder.BuildAndStart();
+    server_ = std::make_unique<TestGrpcServer>(&loop_);
+    port_ = server_->Start({&service_}, port, {}, &rpcs_);
   }
   ~EchoServer() {
-    server_->Shutdown(std::chrono::system_clock::now());
+    server_.reset();
     loop_.Stop();
     loop_thread_.join();
   }
   int port() const { return port_; }
-  EchoService& service() { return service_; }
+  int unary_calls() { return Started("HandleBatch"); }
+  int streams_opened() { return Started("HandleBatchStream"); }
 
  private:
+  int Started(const std::string& method) {
+    return static_cast<int>(
+        rpcs_families_.started
+            ->Add({{"grpc_service", "xmpp.roster.v1.RosterService"}, {"grpc_method", method}})
+            .Value());
+  }
+
   EventLoop loop_;
   std::thread loop_thread_;
   metrics::CallMetrics call_metrics_;
   EchoService service_;
+  metrics::Registry rpcs_;
+  metrics::GrpcServerFamilies rpcs_families_;
   int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<TestGrpcServer> server_;
 };
 
 class StreamCallsTest : public ::testing::Test {
@@ -141,14 +147,16 @@ class StreamCallsTest : public ::testing::Test {
   std::unique_ptr<Calls> MakeCalls(StreamCallsOptions options = {}) {
     RosterService::Stub* stub = stub_.get();
     return std::make_unique<Calls>(
-        &loop_,
-        [stub](grpc::ClientContext* context, Calls::Reactor* reactor) {
-          stub->async()->HandleBatchStream(context, reactor);
+        queue_.get(),
+        [stub](grpc::ClientContext* context, grpc::CompletionQueue* cq) {
+          return stub->PrepareAsyncHandleBatchStream(context, cq);
         },
-        [stub](grpc::ClientContext* context, RosterBatchRequest* request,
-               RosterBatchResponse* response, std::function<void(grpc::Status)> done) {
-          stub->async()->HandleBatch(context, request, response, std::move(done));
-        },
+        UnaryStart<RosterBatchRequest, RosterBatchResponse>(
+            queue_.get(),
+            [stub](grpc::ClientContext* context, const RosterBatchRequest& request,
+                   grpc::CompletionQueue* cq) {
+              return stub->PrepareAsyncHandleBatch(context, request, cq);
+            }),
         options);
   }
 
@@ -180,14 +188,22 @@ class StreamCallsTest : public ::testing::Test {
     loop_.RunUntil([] { return false; }, d);
   }
 
-  // The server goes first, so that what its end does to the client's streams (their calls'
-  // callbacks post to loop_) happens while the loop is still there.
+  // The server goes first; then the client's queue closes (its calls' last completions run
+  // on loop_, which this thread pumps meanwhile).
   void TearDown() override {
     server_.reset();
-    Pump(absl::Milliseconds(50));
+    std::atomic<bool> closed{false};
+    std::thread closer([&] {
+      queue_->Shutdown();
+      closed = true;
+    });
+    loop_.RunUntil([&] { return closed.load(); }, absl::Seconds(10));
+    closer.join();
+    EXPECT_EQ(queue_->live_calls(), 0) << "every call ended";
   }
 
   EventLoop loop_;  // first: destroyed last
+  std::unique_ptr<GrpcQueue> queue_ = GrpcQueue::ForClients(&loop_);
   metrics::Registry registry_;
   std::unique_ptr<EchoServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -213,8 +229,8 @@ TEST_F(StreamCallsTest, AnswersComeBackByIdInCompletionOrder) {
   EXPECT_EQ(results_["failing"].code, grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(results_["failing"].message, "told to");
   EXPECT_EQ(results_["failing"].echoed, "");
-  EXPECT_EQ(server_->service().streams_opened.load(), 1);
-  EXPECT_EQ(server_->service().unary_calls.load(), 0);
+  EXPECT_EQ(server_->streams_opened(), 1);
+  EXPECT_EQ(server_->unary_calls(), 0);
 }
 
 TEST_F(StreamCallsTest, ManyConcurrentCallsEachGetTheirOwnAnswer) {
@@ -230,7 +246,7 @@ TEST_F(StreamCallsTest, ManyConcurrentCallsEachGetTheirOwnAnswer) {
     ASSERT_EQ(r.code, grpc::StatusCode::OK) << i << ": " << r.message;
     ASSERT_EQ(r.echoed, absl::StrCat("t", i));
   }
-  EXPECT_EQ(server_->service().streams_opened.load(), 4) << "StreamCallsOptions::streams";
+  EXPECT_EQ(server_->streams_opened(), 4) << "StreamCallsOptions::streams";
   EXPECT_EQ(calls->open_streams(), 4);
 }
 
@@ -271,7 +287,7 @@ TEST_F(StreamCallsTest, ADeadlineEndsTheCallAndTheStreamGoesOn) {
   EXPECT_EQ(results_["next"].echoed, "next");
   Pump(absl::Milliseconds(1100));  // the late answer arrives and is dropped
   EXPECT_EQ(results_.size(), 2u);
-  EXPECT_EQ(server_->service().streams_opened.load(), 1);
+  EXPECT_EQ(server_->streams_opened(), 1);
 }
 
 TEST_F(StreamCallsTest, ABrokenStreamFailsItsCallsAndTheNextCallReconnects) {
@@ -300,7 +316,7 @@ TEST_F(StreamCallsTest, ABrokenStreamFailsItsCallsAndTheNextCallReconnects) {
     if (!ok) Pump(absl::Milliseconds(100));
   }
   EXPECT_TRUE(ok);
-  EXPECT_EQ(server_->service().streams_opened.load(), 1);
+  EXPECT_EQ(server_->streams_opened(), 1);
 }
 
 TEST_F(StreamCallsTest, AnAgedStreamTakesNoNewCallsAndClosesOnceAnswered) {
@@ -321,7 +337,7 @@ TEST_F(StreamCallsTest, AnAgedStreamTakesNoNewCallsAndClosesOnceAnswered) {
   EXPECT_EQ(results_["old"].echoed, "old");
   EXPECT_TRUE(loop_.RunUntil([&] { return calls->open_streams() == 1; }, absl::Seconds(5)))
       << "the drained stream closes";
-  EXPECT_EQ(server_->service().streams_opened.load(), 2);
+  EXPECT_EQ(server_->streams_opened(), 2);
 }
 
 TEST_F(StreamCallsTest, AServerWithoutTheStreamMethodGetsEveryCallUnary) {
@@ -337,7 +353,7 @@ TEST_F(StreamCallsTest, AServerWithoutTheStreamMethodGetsEveryCallUnary) {
     EXPECT_EQ(r.code, grpc::StatusCode::OK) << i << ": " << r.message;
     EXPECT_EQ(r.echoed, absl::StrCat("t", i));
   }
-  EXPECT_EQ(server_->service().unary_calls.load(), 20);
+  EXPECT_EQ(server_->unary_calls(), 20);
 }
 
 }  // namespace

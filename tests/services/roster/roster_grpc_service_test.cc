@@ -29,6 +29,7 @@
 #include "proto/xmpp/store/v1/records.pb.h"
 #include "services/roster/roster_consistency.h"
 #include "services/roster/roster_grpc_service.h"
+#include "tests/support/test_grpc_server.h"
 #include "tests/services/roster/roster_redis_fixture.h"
 
 namespace xc {
@@ -237,10 +238,12 @@ class RosterGrpcServiceTest : public RosterRedisFixture {
     ASSERT_NE(router_port, 0);
     router_stub_ = xmpp::presence::v1::PresenceRouter::NewStub(LoopbackChannel(router_port));
     consistency_ = std::make_unique<RosterConsistency>(store_.get(), processor_.get());
-    service_ = std::make_unique<RosterGrpcService>(&loop_, processor_.get(), consistency_.get(),
-                                                   router_stub_.get(), &registry_);
     loop_thread_ = std::thread([this] { loop_.Run(); });
-    const int roster_port = ServeOnLoopback(service_.get(), &roster_server_);
+    roster_server_ = std::make_unique<TestGrpcServer>(&loop_);
+    service_ = std::make_unique<RosterGrpcService>(roster_server_->queue(), processor_.get(),
+                                                   consistency_.get(), router_stub_.get(),
+                                                   &registry_);
+    const int roster_port = roster_server_->Start({service_.get()});
     ASSERT_NE(roster_port, 0);
     roster_stub_ = xmpp::roster::v1::RosterService::NewStub(LoopbackChannel(roster_port));
   }
@@ -283,7 +286,7 @@ class RosterGrpcServiceTest : public RosterRedisFixture {
   }
 
   void TearDown() override {
-    if (roster_server_) roster_server_->Shutdown();
+    if (roster_server_) roster_server_->Shutdown();  // the dispatch streams to the router too
     if (loop_thread_.joinable()) {
       loop_.Stop();
       loop_thread_.join();
@@ -298,8 +301,8 @@ class RosterGrpcServiceTest : public RosterRedisFixture {
   std::thread loop_thread_;
   metrics::Registry registry_;
   std::unique_ptr<RosterConsistency> consistency_;
+  std::unique_ptr<TestGrpcServer> roster_server_;
   std::unique_ptr<RosterGrpcService> service_;
-  std::unique_ptr<grpc::Server> roster_server_;
   std::unique_ptr<xmpp::roster::v1::RosterService::Stub> roster_stub_;
 };
 
