@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/base/random.h"
 #include "core/xml/xml_serializer.h"
 
 // Present in expat >= 2.6 and in Debian 12's security updates of 2.5.0 (2.5.0-1+deb12u2 on),
@@ -255,6 +256,9 @@ class ExpatXmlStreamParser final : public XmlStreamParser {
   }
 
   void Configure() {
+    // The salt of expat's hash tables (against crafted colliding names), given here: expat
+    // draws its own through glibc's arc4random, one getrandom() system call per parser.
+    XML_SetHashSalt(parser_, static_cast<unsigned long>(RandomU64() | 1));  // 0: expat draws
     XML_SetReturnNSTriplet(parser_, 1);
     XML_SetUserData(parser_, this);
     XML_SetElementHandler(parser_, &OnStart, &OnEnd);
