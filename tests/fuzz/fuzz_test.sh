@@ -9,11 +9,11 @@ mkdir -p "$work/corpus"
 cp "$root"/tests/fuzz/corpus/* "$work/corpus/"
 srcs=(core/xml/xml_element.cc core/xml/xml_serializer.cc core/xml/xml_stream_parser_expat.cc
       core/stanza/errors.cc core/stanza/presence.cc core/stanza/roster.cc core/stanza/stanza.cc
-      core/jid/jid.cc tests/fuzz/xml_stanza_fuzzer.cc)
+      core/jid/jid.cc core/base/random.cc tests/fuzz/xml_stanza_fuzzer.cc)
 cd "$root"
 clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -I. "${srcs[@]}" -o "$work/fuzzer" \
-  -lexpat -lidn -labsl_status -labsl_cord -labsl_cord_internal -labsl_cordz_info \
+  -lexpat -lidn -lcrypto -labsl_status -labsl_cord -labsl_cord_internal -labsl_cordz_info \
   -labsl_cordz_functions -labsl_cordz_handle -labsl_strings -labsl_strings_internal \
   -labsl_str_format_internal -labsl_throw_delegate -labsl_raw_logging_internal \
   -labsl_int128 -labsl_base -labsl_spinlock_wait -labsl_synchronization -labsl_statusor \
