@@ -16,8 +16,10 @@ GrpcQueue::GrpcQueue(EventLoop* loop, std::unique_ptr<grpc::ServerCompletionQueu
 
 GrpcQueue::GrpcQueue(EventLoop* loop, std::unique_ptr<grpc::CompletionQueue> cq,
                      grpc::ServerCompletionQueue* server_cq)
-    : loop_(loop), cq_(std::move(cq)), server_cq_(server_cq) {
-  thread_ = std::thread([this] { Run(); });
+    : loop_(loop), cq_(std::move(cq)), server_cq_(server_cq),
+      abandoned_(std::make_shared<std::atomic<bool>>(false)) {
+  // The thread holds what it uses itself: a queue given up on outlives this object.
+  thread_ = std::thread(&GrpcQueue::Run, cq_.get(), loop_, abandoned_);
 }
 
 std::unique_ptr<GrpcQueue> GrpcQueue::ForClients(EventLoop* loop) {
@@ -28,18 +30,22 @@ std::unique_ptr<GrpcQueue> GrpcQueue::ForClients(EventLoop* loop) {
 GrpcQueue::~GrpcQueue() {
   Shutdown();
   if (thread_.joinable()) {
-    // Given up on: the thread still waits on a queue that must not be destroyed.
+    // Given up on: the thread still waits on a queue that must not be destroyed, and drops
+    // whatever completes from now on instead of handing it to the loop.
+    abandoned_->store(true);
     thread_.detach();
     (void)cq_.release();
   }
 }
 
-void GrpcQueue::Run() {
+void GrpcQueue::Run(grpc::CompletionQueue* cq, EventLoop* loop,
+                    std::shared_ptr<std::atomic<bool>> abandoned) {
   pthread_setname_np(pthread_self(), "grpc_queue");
   void* tag = nullptr;
   bool ok = false;
-  while (cq_->Next(&tag, &ok)) {
-    loop_->Execute([op = static_cast<GrpcOp*>(tag), ok] { op->Done(ok); });
+  while (cq->Next(&tag, &ok)) {
+    if (abandoned->load(std::memory_order_relaxed)) continue;
+    loop->Execute([op = static_cast<GrpcOp*>(tag), ok] { op->Done(ok); });
   }
 }
 

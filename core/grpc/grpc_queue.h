@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -85,11 +86,13 @@ class GrpcQueue {
  private:
   GrpcQueue(EventLoop* loop, std::unique_ptr<grpc::CompletionQueue> cq,
             grpc::ServerCompletionQueue* server_cq);
-  void Run();
+  static void Run(grpc::CompletionQueue* cq, EventLoop* loop,
+                  std::shared_ptr<std::atomic<bool>> abandoned);
 
   EventLoop* const loop_;
   std::unique_ptr<grpc::CompletionQueue> cq_;
   grpc::ServerCompletionQueue* const server_cq_;
+  std::shared_ptr<std::atomic<bool>> abandoned_;  // set when the thread is left running
   std::thread thread_;
 
   std::mutex mu_;

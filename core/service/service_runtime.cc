@@ -111,10 +111,7 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> ServiceRuntime::StartServer(
   });
   served.WaitForNotification();
   health_.SetServing(Ready());
-  absl::MutexLock lock(&mu_);
-  if (!health_thread_.joinable()) {
-    health_thread_ = std::thread([this] { WatchHealth(absl::Seconds(1)); });
-  }
+  health_thread_ = std::thread([this] { WatchHealth(absl::Seconds(1)); });
   return server;
 }
 
@@ -124,8 +121,9 @@ void ServiceRuntime::WatchHealth(absl::Duration interval) {
     if (mu_.AwaitWithTimeout(absl::Condition(&stop_), interval)) break;
     mu_.Unlock();
     const bool ready = Ready();  // a Redis round trip: outside the lock
-    health_.SetServing(ready && !draining_);
     mu_.Lock();
+    // Under the lock: once Drain() has said NOT_SERVING, nothing says otherwise.
+    health_.SetServing(ready && !draining_);
   }
 }
 
@@ -148,8 +146,11 @@ void ServiceRuntime::StopLoop() {
 }
 
 void ServiceRuntime::Drain(grpc::Server* server, absl::Duration grace) {
-  StartDraining();
-  health_.SetServing(false);
+  {
+    absl::MutexLock lock(&mu_);
+    StartDraining();
+    health_.SetServing(false);
+  }
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
   // Served calls are over; the process's own calls (streams to the other services) are
