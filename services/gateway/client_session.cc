@@ -8,10 +8,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/auth/scram.h"
@@ -29,6 +33,27 @@ namespace xc {
 namespace {
 
 constexpr char kStreamClose[] = "</stream:stream>";
+
+struct StreamVersion {
+  int major = 0;
+  int minor = 0;
+};
+
+// A stream header's version (RFC 6120 §4.7.5): "major.minor", two decimal integers compared
+// as numbers (leading zeros ignored); nullopt when it is not that shape.
+std::optional<StreamVersion> ParseStreamVersion(absl::string_view text) {
+  std::vector<absl::string_view> parts = absl::StrSplit(text, '.');
+  if (parts.size() != 2) return std::nullopt;
+  StreamVersion v;
+  for (auto [part, out] : {std::pair{parts[0], &v.major}, std::pair{parts[1], &v.minor}}) {
+    if (part.empty() || part.size() > 9 ||
+        !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        !absl::SimpleAtoi(part, out)) {
+      return std::nullopt;
+    }
+  }
+  return v;
+}
 
 using DeliverItems = google::protobuf::RepeatedPtrField<xmpp::gateway::v1::DeliverItem>;
 
@@ -387,7 +412,8 @@ void ClientSession::SendHeader(const std::string& client_from) {
       RandomId(16), "' from='", XmlEscapeAttribute(domain_.empty() ? ctx_->config.domains[0] : domain_),
       "'");
   if (!client_from.empty()) absl::StrAppend(&header, " to='", XmlEscapeAttribute(client_from), "'");
-  absl::StrAppend(&header, " version='1.0' xml:lang='en'>");
+  if (!reply_version_.empty()) absl::StrAppend(&header, " version='", reply_version_, "'");
+  absl::StrAppend(&header, " xml:lang='en'>");
   header_sent_ = true;
   Write(header);
 }
@@ -432,6 +458,15 @@ void ClientSession::SendFeatures() {
 }
 
 void ClientSession::OnStreamStart(const XmlElement& root, absl::string_view prefix) {
+  // RFC 6120 §4.7.5: the reply carries the lower of the two versions, none when the client sent
+  // none (a pre-1.0 peer); this server speaks 1.0 only.
+  const std::optional<StreamVersion> version =
+      root.HasAttribute("version") ? ParseStreamVersion(root.Attribute("version"))
+                                   : StreamVersion{0, 9};
+  reply_version_ = !root.HasAttribute("version") ? ""
+                   : version && version->major < 1
+                       ? absl::StrCat(version->major, ".", version->minor)
+                       : "1.0";
   std::string to = root.Attribute("to");
   absl::StatusOr<Jid> to_jid = Jid::Parse(to);
   domain_ = to_jid.ok() ? to_jid->domain() : "";
@@ -453,9 +488,9 @@ void ClientSession::OnStreamStart(const XmlElement& root, absl::string_view pref
   if (authenticated_ && domain_ != user_.domain()) {
     return CloseWithError(StreamErrorCondition::kHostUnknown);
   }
-  std::string version = root.Attribute("version");
-  if (version.empty() || version[0] < '1') {
-    return CloseWithError(StreamErrorCondition::kUnsupportedVersion, "XMPP 1.0 is required");
+  if (!version || version->major < 1) {
+    return CloseWithError(StreamErrorCondition::kUnsupportedVersion,
+                          version ? "XMPP 1.0 is required" : "version is not major.minor");
   }
   SendHeader(client_from);
   SendFeatures();

@@ -122,6 +122,7 @@ class ClientSession final : public XmlStreamHandler,
   bool want_write_ = false;
   bool closed_ = false;
   bool header_sent_ = false;
+  std::string reply_version_ = "1.0";  // the version our stream header states (RFC 6120 §4.7.5)
   bool authenticated_ = false;
   bool bound_ = false;
   int auth_failures_ = 0;

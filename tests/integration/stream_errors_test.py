@@ -57,10 +57,34 @@ class StreamErrorsTest(ClusterTestCase):
         self.assert_stream_error(r, "bad-namespace-prefix")
 
     def test_unsupported_version(self):
-        r = self.raw()
-        r.send("<stream:stream to='localhost' xmlns='jabber:client' "
-               "xmlns:stream='http://etherx.jabber.org/streams'>")
-        self.assert_stream_error(r, "unsupported-version")
+        # RFC 6120 §4.7.5: the reply states the lower of the two versions, and no version to a
+        # header without one (a pre-1.0 peer, which this server does not speak).
+        unversioned = ("<stream:stream to='localhost' xmlns='jabber:client' "
+                       "xmlns:stream='http://etherx.jabber.org/streams'>")
+        for header, reply_version in ((unversioned, None),
+                                      (HEADER.format(to="localhost", extra="").replace(
+                                          "version='1.0'", "version='0.9'"), "0.9"),
+                                      (HEADER.format(to="localhost", extra="").replace(
+                                          "version='1.0'", "version='1.0.1'"), "1.0"),
+                                      (HEADER.format(to="localhost", extra="").replace(
+                                          "version='1.0'", "version='x.y'"), "1.0")):
+            r = self.raw()
+            r.send(header)
+            reply = r.read_until(r"<stream:stream[^>]*>").group(0)
+            if reply_version is None:
+                self.assertNotIn("version=", reply.replace("<?xml version='1.0'?>", ""))
+            else:
+                self.assertIn(f"version='{reply_version}'", reply)
+            self.assert_stream_error(r, "unsupported-version")
+
+    def test_newer_versions_are_answered_with_1_0(self):
+        for version in ("1.1", "2.0", "01.00"):
+            r = self.raw()
+            r.send(HEADER.format(to="localhost", extra="").replace("version='1.0'",
+                                                                   f"version='{version}'"))
+            features = r.read_until(r"</stream:features>")
+            self.assertIn("version='1.0'", r.buffer, version)
+            self.assertIn("<mechanisms", features.string, version)
 
     def test_not_well_formed(self):  # checklist 10
         r = self.raw()
