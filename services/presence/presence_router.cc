@@ -517,8 +517,10 @@ Task<absl::StatusOr<std::vector<XmlElement>>> PresenceRouter::RouteStanza(
       }
     }
   }
+  const bool headline = kind == StanzaKind::kMessage && type == "headline";
   if (!delivered && kind == StanzaKind::kMessage && type != "groupchat" && type != "error") {
-    // §8.5.2.1.1 / §8.5.3.2.1: the available resources of highest non-negative priority.
+    // §8.5.2.1.1 / §8.5.3.2.1: a headline to every available resource of non-negative
+    // priority; any other message to those of the highest non-negative priority.
     int best = -1;
     for (const SessionEntry& e : *sessions) {
       if (e.record.available() && e.record.priority() >= 0 && e.record.priority() > best) {
@@ -526,15 +528,17 @@ Task<absl::StatusOr<std::vector<XmlElement>>> PresenceRouter::RouteStanza(
       }
     }
     for (const SessionEntry& e : *sessions) {
-      if (best >= 0 && e.record.available() && e.record.priority() == best) {
+      if (best >= 0 && e.record.available() && e.record.priority() >= 0 &&
+          (headline || e.record.priority() == best)) {
         out.Add(e.record.gateway_id(), FullJid(*target, e.resource), SerializeXml(stamped),
                 false);
         delivered = true;
       }
     }
   }
-  if (!delivered && !is_error && type != "result") {
-    // No offline storage: tell the sender (RFC 6121 §8.5.2.2, §8.5.3.2.1; IQs §8.5.3.1).
+  if (!delivered && !is_error && type != "result" && !headline) {
+    // No offline storage: tell the sender (RFC 6121 §8.5.2.2, §8.5.3.2.1; IQs §8.5.3.1). A
+    // headline nobody can take is dropped silently (§8.5.2.2).
     if (kind == StanzaKind::kIq || kind == StanzaKind::kMessage) {
       replies.push_back(MakeErrorReply(stamped, StanzaErrorCondition::kServiceUnavailable));
     }

@@ -317,6 +317,35 @@ TEST_F(PresenceRouterTest, MessagesGoToHighestNonNegativePriority) {  // RFC 612
   EXPECT_THAT(deliverer_.Take(), ElementsAre("c@d/neg <- message from u@d/me"));
 }
 
+TEST_F(PresenceRouterTest, HeadlinesGoToEveryNonNegativeResource) {  // RFC 6121 §8.5.2.1.1
+  Online("c@d/low", true, true, "<priority>1</priority>");
+  Online("c@d/high", true, true, "<priority>5</priority>");
+  Online("c@d/neg", true, true, "<priority>-5</priority>");
+  Online("c@d/connected", /*available=*/false, true);
+  Jid me = Online("u@d/me");
+  absl::StatusOr<std::vector<XmlElement>> replies = Sync(router_.RouteStanza(
+      me, *ParseStanzaXml("<message to='c@d' type='headline'><body>x</body></message>")));
+  ASSERT_TRUE(replies.ok());
+  EXPECT_TRUE(replies->empty());
+  EXPECT_THAT(deliverer_.Take(), UnorderedElementsAre("c@d/low <- message headline from u@d/me",
+                                                      "c@d/high <- message headline from u@d/me"));
+  // To a full JID that is not there (§8.5.3.2.1): as if to the bare JID.
+  (void)Sync(router_.RouteStanza(
+      me, *ParseStanzaXml("<message to='c@d/gone' type='headline'><body>x</body></message>")));
+  EXPECT_THAT(deliverer_.Take(), UnorderedElementsAre("c@d/low <- message headline from u@d/me",
+                                                      "c@d/high <- message headline from u@d/me"));
+}
+
+TEST_F(PresenceRouterTest, AHeadlineNobodyCanTakeIsDroppedSilently) {  // RFC 6121 §8.5.2.2
+  Online("c@d/neg", true, true, "<priority>-5</priority>");
+  Jid me = Online("u@d/me");
+  absl::StatusOr<std::vector<XmlElement>> replies = Sync(router_.RouteStanza(
+      me, *ParseStanzaXml("<message to='c@d' type='headline' id='h1'><body>x</body></message>")));
+  ASSERT_TRUE(replies.ok());
+  EXPECT_TRUE(replies->empty()) << "no error for a headline";
+  EXPECT_THAT(deliverer_.Take(), IsEmpty());
+}
+
 TEST_F(PresenceRouterTest, MessageToOnlyNegativePriorityOrOfflineIsAnError) {
   Online("c@d/neg", true, true, "<priority>-5</priority>");
   Jid me = Online("u@d/me");
