@@ -50,8 +50,10 @@ void EventLoop::Post(absl::AnyInvocable<void()> fn) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     posted_.push_back(std::move(fn));
-    wake = !wake_pending_;
-    wake_pending_ = true;
+    // A loop thread that is not asleep drains posted_ before it sleeps again (Turn checks
+    // under mu_): only a sleeping one needs the eventfd.
+    wake = sleeping_ && !wake_pending_;
+    if (wake) wake_pending_ = true;
   }
   if (wake) {
     uint64_t one = 1;
@@ -180,7 +182,17 @@ void EventLoop::DrainDeferred() {
 
 void EventLoop::Turn(std::unique_lock<std::mutex>& own, int max_wait_ms) {
   epoll_event events[256];
-  const int wait_ms = WaitMillis(max_wait_ms);
+  int wait_ms = WaitMillis(max_wait_ms);
+  if (wait_ms > 0) {
+    // Posts made from here on wake this thread (Post sees sleeping_); one made before is
+    // drained by a turn that does not sleep.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (posted_.empty()) {
+      sleeping_ = true;
+    } else {
+      wait_ms = 0;
+    }
+  }
   // While this thread sleeps, Execute() may run the loop's work on another one.
   const bool sleeps = wait_ms > 0;
   if (sleeps) {
@@ -188,7 +200,13 @@ void EventLoop::Turn(std::unique_lock<std::mutex>& own, int max_wait_ms) {
     own.unlock();
   }
   int n = epoll_wait(epoll_fd_, events, 256, wait_ms);
-  if (sleeps) own.lock();
+  if (sleeps) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      sleeping_ = false;
+    }
+    own.lock();
+  }
   if (n < 0 && errno != EINTR) {
     XC_LOG(ERROR) << "epoll_wait failed: " << errno;
     n = 0;

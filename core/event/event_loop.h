@@ -109,6 +109,7 @@ class EventLoop {
   std::vector<absl::AnyInvocable<void()>> posted_;
   bool stop_requested_ = false;
   bool wake_pending_ = false;  // an eventfd write is on its way: no need for another
+  bool sleeping_ = false;      // the loop thread is (about to be) in a waiting epoll_wait
 
   std::vector<absl::AnyInvocable<void()>> deferred_;
 

@@ -38,6 +38,42 @@ TEST(EventLoopTest, PostedWorkRunsInOrderOnTheLoopThread) {
   for (int i = 0; i < 100; ++i) EXPECT_EQ(seen[i], i);
 }
 
+// A post must wake a sleeping loop at once: a lost wake-up would leave it waiting for the
+// loop's longest sleep (1 s). Posts come from several threads at random moments, some while
+// the loop sleeps, some while it is busy with the posts before them.
+TEST(EventLoopTest, EveryPostWakesASleepingLoop) {
+  EventLoop loop;
+  std::thread runner([&] { loop.Run(); });
+  std::atomic<int64_t> worst_ns{0};
+  std::atomic<int> ran{0};
+  std::vector<std::thread> posters;
+  for (int t = 0; t < 3; ++t) {
+    posters.emplace_back([&, t] {
+      uint32_t seed = 12345u + static_cast<uint32_t>(t);
+      for (int i = 0; i < 300; ++i) {
+        seed = seed * 1103515245u + 12345u;
+        std::this_thread::sleep_for(std::chrono::microseconds((seed >> 8) % 2000));
+        const int64_t posted = EventLoop::NowNanos();
+        loop.Post([&, posted] {
+          const int64_t waited = EventLoop::NowNanos() - posted;
+          int64_t worst = worst_ns.load();
+          while (waited > worst && !worst_ns.compare_exchange_weak(worst, waited)) {
+          }
+          ++ran;
+        });
+      }
+    });
+  }
+  for (std::thread& p : posters) p.join();
+  for (int i = 0; i < 2000 && ran.load() < 900; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  loop.Stop();
+  runner.join();
+  EXPECT_EQ(ran.load(), 900);
+  EXPECT_LT(worst_ns.load(), 500'000'000) << "a post waited for the loop's longest sleep";
+}
+
 TEST(EventLoopTest, DeferredWorkRunsAfterTheTurnsPosts) {
   EventLoop loop;
   std::vector<std::string> order;
