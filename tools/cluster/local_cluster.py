@@ -307,7 +307,9 @@ class LocalCluster:
         acl = os.path.join(self.state_dir, "redis", "users.acl")
         # hash-max-listpack-value: as deployed (deploy/redis/values.yaml), accounts as listpacks.
         env = {**os.environ, "MALLOC_CONF": REDIS_MALLOC_CONF, "JE_MALLOC_CONF": REDIS_MALLOC_CONF}
+        # auto-aof-rewrite-min-size: as deployed; every rewrite forks Redis (docs/operations.md).
         common = ["--bind", "127.0.0.1", "--appendonly", "yes", "--aclfile", acl, "--save", "",
+                  "--auto-aof-rewrite-min-size", "256mb",
                   "--hash-max-listpack-value", "128",
                   "--daemonize", "no", "--protected-mode", "yes", *self.redis_flags]
         if not self.redis_cluster:
