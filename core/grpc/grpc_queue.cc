@@ -16,7 +16,9 @@ GrpcQueue::GrpcQueue(EventLoop* loop, std::unique_ptr<grpc::ServerCompletionQueu
 
 GrpcQueue::GrpcQueue(EventLoop* loop, std::unique_ptr<grpc::CompletionQueue> cq,
                      grpc::ServerCompletionQueue* server_cq)
-    : loop_(loop), cq_(std::move(cq)), server_cq_(server_cq),
+    : loop_(loop),
+      cq_(std::move(cq)),
+      server_cq_(server_cq),
       abandoned_(std::make_shared<std::atomic<bool>>(false)) {
   // The thread holds what it uses itself: a queue given up on outlives this object.
   thread_ = std::thread(&GrpcQueue::Run, cq_.get(), loop_, abandoned_);
@@ -77,8 +79,9 @@ void GrpcQueue::Shutdown(absl::Duration grace) {
     // its context, only through Leave). TryCancel completes the call's operations with
     // failures; it does not call back into this.
     for (grpc::ClientContext* client : clients_) client->TryCancel();
-    const bool idle = idle_.wait_for(lock, std::chrono::nanoseconds(absl::ToInt64Nanoseconds(grace)),
-                                     [this] { return live_ == 0; });
+    const bool idle =
+        idle_.wait_for(lock, std::chrono::nanoseconds(absl::ToInt64Nanoseconds(grace)),
+                       [this] { return live_ == 0; });
     closed_ = true;
     if (!idle) {
       XC_LOG(WARNING) << "gRPC queue: " << live_ << " calls still running after "

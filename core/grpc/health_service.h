@@ -16,12 +16,10 @@ namespace xc {
 // Check answers the status; Watch sends it at once and again at every change.
 class HealthService final : public QueuedService {
  public:
-  HealthService() = default;
   grpc::Service* grpc_service() override { return &async_; }
   void Serve(GrpcQueue* queue) override;
   // Any thread. Watchers hear of a change on the loop.
   void SetServing(bool serving);
-  bool serving() const { return serving_.load(); }
 
  private:
   class Watch;

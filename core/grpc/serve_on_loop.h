@@ -47,8 +47,8 @@ class UnaryCall final : public GrpcOp {
     if (!method->queue->Enter()) return false;
     auto* call = new UnaryCall(std::move(method));
     Method& m = *call->method_;
-    (m.service->*m.request_call)(&call->context_, &call->request_, &call->writer_,
-                                 m.queue->cq(), m.queue->server_cq(), call);
+    (m.service->*m.request_call)(&call->context_, &call->request_, &call->writer_, m.queue->cq(),
+                                 m.queue->server_cq(), call);
     return true;
   }
 
@@ -94,8 +94,7 @@ template <typename Service, typename Base, typename Request, typename Response, 
 void ServeUnary(GrpcQueue* queue, Service* service,
                 RequestUnaryFn<Base, Request, Response> request_call, Handler handler) {
   using Method = internal::UnaryMethod<Service, Base, Request, Response, Handler>;
-  auto method =
-      std::make_shared<Method>(Method{queue, service, request_call, std::move(handler)});
+  auto method = std::make_shared<Method>(Method{queue, service, request_call, std::move(handler)});
   internal::UnaryCall<Method, Request, Response>::Accept(std::move(method));
 }
 

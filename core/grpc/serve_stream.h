@@ -18,8 +18,7 @@ namespace xc {
 template <typename Base, typename Frame, typename Reply>
 using RequestStreamFn = void (Base::*)(grpc::ServerContext*,
                                        grpc::ServerAsyncReaderWriter<Reply, Frame>*,
-                                       grpc::CompletionQueue*, grpc::ServerCompletionQueue*,
-                                       void*);
+                                       grpc::CompletionQueue*, grpc::ServerCompletionQueue*, void*);
 
 namespace internal {
 
@@ -185,8 +184,8 @@ void ServeStream(GrpcQueue* queue, Service* service,
                  RequestStreamFn<Base, Frame, Reply> request_call,
                  const metrics::CallMetrics* metrics, Handler handler) {
   using Method = internal::StreamMethod<Service, Base, Frame, Reply, Handler>;
-  auto method = std::make_shared<Method>(
-      Method{queue, service, request_call, metrics, std::move(handler)});
+  auto method =
+      std::make_shared<Method>(Method{queue, service, request_call, metrics, std::move(handler)});
   internal::StreamCall<Method, Frame, Reply>::Accept(std::move(method));
 }
 

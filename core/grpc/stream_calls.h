@@ -63,7 +63,10 @@ class StreamCalls {
   using Start = StartUnaryFn<Request, Response>;
 
   StreamCalls(GrpcQueue* queue, Open open, Start fallback, StreamCallsOptions options = {})
-      : queue_(queue), open_(std::move(open)), fallback_(std::move(fallback)), options_(options),
+      : queue_(queue),
+        open_(std::move(open)),
+        fallback_(std::move(fallback)),
+        options_(options),
         unimplemented_(std::make_shared<bool>(options.streams <= 0)),
         slots_(static_cast<size_t>(std::max(1, options.streams))) {}
   StreamCalls(const StreamCalls&) = delete;
@@ -92,13 +95,7 @@ class StreamCalls {
 
   void Call(std::chrono::system_clock::time_point deadline, Request* request, Response* response,
             std::function<void(grpc::Status)> done) {
-    if (*unimplemented_) {
-      auto context = std::make_shared<grpc::ClientContext>();
-      context->set_deadline(deadline);
-      fallback_(context.get(), request, response,
-                [context, done = std::move(done)](grpc::Status status) { done(status); });
-      return;
-    }
+    if (*unimplemented_) return CallUnary(fallback_, deadline, request, response, std::move(done));
     const int64_t now = EventLoop::NowNanos();
     auto frame = std::make_shared<Frame>();
     frame->mutable_request()->Swap(request);
@@ -111,15 +108,10 @@ class StreamCalls {
       slot.reset();
     }
     if (!slot) {
-      // None yet, or it broke or aged since: a fresh one (which may fail at once, like a unary call
-      // to an unreachable server).
+      // None yet, or it broke or aged since: a fresh one (which may fail at once, like a
+      // unary call to an unreachable server).
       slot = Stream::Begin(queue_, open_, fallback_, unimplemented_);
-      if (!slot) {
-        queue_->loop()->Post([done = std::move(call.done)] {
-          done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"));
-        });
-        return;
-      }
+      if (!slot) return internal::RefuseCall(queue_, std::move(call.done));
     }
     slot->Send(std::move(call));
     ArmSweep();
@@ -140,6 +132,18 @@ class StreamCalls {
     std::chrono::system_clock::time_point deadline;  // as a unary call's: the system clock
     std::function<void(grpc::Status)> done;
   };
+
+  // `request` as a unary call of its own, with its own context until it is answered (and `keep`,
+  // the frame that holds the request, as long).
+  static void CallUnary(const Start& fallback, std::chrono::system_clock::time_point deadline,
+                        Request* request, Response* response,
+                        std::function<void(grpc::Status)> done,
+                        std::shared_ptr<Frame> keep = nullptr) {
+    auto context = std::make_shared<grpc::ClientContext>();
+    context->set_deadline(deadline);
+    fallback(context.get(), request, response,
+             [context, keep, done = std::move(done)](grpc::Status s) { done(s); });
+  }
 
   // One stream. Owned by itself from Begin until its last operation has completed (the
   // StreamCalls may be gone by then); everything on the loop.
@@ -198,7 +202,9 @@ class StreamCalls {
 
    private:
     Stream(GrpcQueue* queue, const Start& fallback, std::shared_ptr<bool> unimplemented)
-        : queue_(queue), fallback_(fallback), unimplemented_(std::move(unimplemented)),
+        : queue_(queue),
+          fallback_(fallback),
+          unimplemented_(std::move(unimplemented)),
           born_ns_(EventLoop::NowNanos()) {}
 
     void OnStarted(bool ok) {
@@ -296,11 +302,8 @@ class StreamCalls {
         // An older server: these calls and all later ones go unary.
         *unimplemented_ = true;
         for (auto& [id, p] : orphans) {
-          auto context = std::make_shared<grpc::ClientContext>();
-          context->set_deadline(p.deadline);
-          std::shared_ptr<Frame> frame = p.frame;
-          fallback_(context.get(), frame->mutable_request(), p.response,
-                    [context, frame, done = std::move(p.done)](grpc::Status s) { done(s); });
+          CallUnary(fallback_, p.deadline, p.frame->mutable_request(), p.response,
+                    std::move(p.done), p.frame);
         }
       } else {
         const grpc::Status failure =

@@ -18,6 +18,14 @@ using StartUnaryFn = std::function<void(grpc::ClientContext*, Request*, Response
 
 namespace internal {
 
+// A call the queue refused (it is closing): `done` gets UNAVAILABLE on the loop, after the
+// caller's turn, as a call that fails at once would.
+inline void RefuseCall(GrpcQueue* queue, std::function<void(grpc::Status)> done) {
+  queue->loop()->Post([done = std::move(done)] {
+    done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"));
+  });
+}
+
 template <typename Response>
 class UnaryClientCall final : public GrpcOp {
  public:
@@ -61,12 +69,7 @@ StartUnaryFn<Request, Response> UnaryStart(GrpcQueue* queue, Prepare prepare) {
   return [queue, prepare = std::move(prepare)](grpc::ClientContext* context, Request* request,
                                                Response* response,
                                                std::function<void(grpc::Status)> done) {
-    if (!queue->Enter(context)) {
-      queue->loop()->Post([done = std::move(done)] {
-        done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"));
-      });
-      return;
-    }
+    if (!queue->Enter(context)) return internal::RefuseCall(queue, std::move(done));
     auto* call = new internal::UnaryClientCall<Response>(queue, context, std::move(done));
     call->reader = prepare(context, *request, queue->cq());
     call->reader->StartCall();

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
+#include "core/base/log.h"
 #include "core/grpc/grpc_util.h"
 #include "core/metrics/grpc_server_metrics.h"
 #include "core/redis/blocking_redis_client.h"
@@ -12,8 +14,6 @@
 #include "core/redis/instrumented_redis_client.h"
 #include "core/redis/redis_cluster_client.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "absl/synchronization/notification.h"
-#include "core/base/log.h"
 
 namespace xc {
 
@@ -59,7 +59,8 @@ absl::StatusOr<std::unique_ptr<ServiceRuntime>> ServiceRuntime::Create(
   rt->redis_ = NewBlockingRedisClient(rt->async_redis_.get());
   rt->loop_thread_ = std::thread([loop = rt->loop_.get()] { loop->Run(); });
   rt->builder_ = std::make_unique<grpc::ServerBuilder>();
-  rt->grpc_queue_ = std::make_unique<GrpcQueue>(rt->loop_.get(), rt->builder_->AddCompletionQueue());
+  rt->grpc_queue_ =
+      std::make_unique<GrpcQueue>(rt->loop_.get(), rt->builder_->AddCompletionQueue());
   metrics::AddBuildInfo(&rt->registry_, prefix);
   CountExecutes(rt->loop_.get(), &rt->registry_, prefix);
   if (!admin_address.empty()) {

@@ -6,10 +6,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-
-#include "absl/status/statusor.h"
 #include "core/event/event_loop.h"
 #include "core/grpc/grpc_queue.h"
 #include "core/grpc/health_service.h"

@@ -460,13 +460,16 @@ void ClientSession::SendFeatures() {
 void ClientSession::OnStreamStart(const XmlElement& root, absl::string_view prefix) {
   // RFC 6120 §4.7.5: the reply carries the lower of the two versions, none when the client sent
   // none (a pre-1.0 peer); this server speaks 1.0 only.
+  const bool versioned = root.HasAttribute("version");
   const std::optional<StreamVersion> version =
-      root.HasAttribute("version") ? ParseStreamVersion(root.Attribute("version"))
-                                   : StreamVersion{0, 9};
-  reply_version_ = !root.HasAttribute("version") ? ""
-                   : version && version->major < 1
-                       ? absl::StrCat(version->major, ".", version->minor)
-                       : "1.0";
+      versioned ? ParseStreamVersion(root.Attribute("version")) : StreamVersion{0, 9};
+  if (!versioned) {
+    reply_version_.clear();
+  } else if (version && version->major < 1) {
+    reply_version_ = absl::StrCat(version->major, ".", version->minor);
+  } else {
+    reply_version_ = "1.0";
+  }
   std::string to = root.Attribute("to");
   absl::StatusOr<Jid> to_jid = Jid::Parse(to);
   domain_ = to_jid.ok() ? to_jid->domain() : "";

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "absl/time/time.h"
-
 #include "core/grpc/serve_on_loop.h"
 #include "core/redis/redis_client.h"
 #include "proto/xmpp/gateway/v1/gateway.grpc.pb.h"

@@ -1,7 +1,7 @@
 // Edge gateway: terminates XMPP client streams and forwards stanzas to the services over gRPC.
+#include <atomic>
 #include <memory>
 #include <string>
-#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -114,11 +114,9 @@ int main(int argc, char** argv) {
       },
       xc::UnaryStart<xmpp::roster::v1::RosterBatchRequest, xmpp::roster::v1::RosterBatchResponse>(
           queue,
-          [stub = roster.get()](grpc::ClientContext* c,
-                                const xmpp::roster::v1::RosterBatchRequest& r,
-                                grpc::CompletionQueue* cq) {
-            return stub->PrepareAsyncHandleBatch(c, r, cq);
-          }),
+          [stub = roster.get()](
+              grpc::ClientContext* c, const xmpp::roster::v1::RosterBatchRequest& r,
+              grpc::CompletionQueue* cq) { return stub->PrepareAsyncHandleBatch(c, r, cq); }),
       streams);
   RouterStream router_stream(
       queue,
@@ -128,11 +126,9 @@ int main(int argc, char** argv) {
       xc::UnaryStart<xmpp::presence::v1::RouterBatchRequest,
                      xmpp::presence::v1::RouterBatchResponse>(
           queue,
-          [stub = router.get()](grpc::ClientContext* c,
-                                const xmpp::presence::v1::RouterBatchRequest& r,
-                                grpc::CompletionQueue* cq) {
-            return stub->PrepareAsyncHandleBatch(c, r, cq);
-          }),
+          [stub = router.get()](
+              grpc::ClientContext* c, const xmpp::presence::v1::RouterBatchRequest& r,
+              grpc::CompletionQueue* cq) { return stub->PrepareAsyncHandleBatch(c, r, cq); }),
       streams);
   xc::CallBatcher<xmpp::roster::v1::RosterBatchRequest, xmpp::roster::v1::RosterBatchResponse>
       roster_calls(&loop, roster_stream.AsStart(), batching);

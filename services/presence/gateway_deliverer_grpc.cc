@@ -29,10 +29,14 @@ class GrpcGatewayDeliverer final : public GatewayDeliverer {
                                    "Inputs whose stanzas one Deliver call carried.",
                                    metrics::BatchSizeBuckets())
                     .Add({})),
-        stanzas_(&registry->AddCounter("xc_router_delivered_stanzas_total",
-                                       "Stanzas handed to gateways.").Add({})),
-        failures_(&registry->AddCounter("xc_router_deliver_failures_total",
-                                        "Deliveries that failed after retries.").Add({})) {}
+        stanzas_(
+            &registry
+                 ->AddCounter("xc_router_delivered_stanzas_total", "Stanzas handed to gateways.")
+                 .Add({})),
+        failures_(&registry
+                       ->AddCounter("xc_router_deliver_failures_total",
+                                    "Deliveries that failed after retries.")
+                       .Add({})) {}
 
   Task<absl::StatusOr<std::vector<std::string>>> Deliver(
       const std::string& gateway_id, xmpp::gateway::v1::DeliverRequest request) override {
@@ -137,8 +141,7 @@ class GrpcGatewayDeliverer final : public GatewayDeliverer {
 
 }  // namespace
 
-std::unique_ptr<GatewayDeliverer> NewGrpcGatewayDeliverer(GrpcQueue* queue,
-                                                          AsyncRedisClient* redis,
+std::unique_ptr<GatewayDeliverer> NewGrpcGatewayDeliverer(GrpcQueue* queue, AsyncRedisClient* redis,
                                                           metrics::Registry* registry) {
   return std::make_unique<GrpcGatewayDeliverer>(queue, redis, registry);
 }

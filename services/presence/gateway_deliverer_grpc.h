@@ -15,8 +15,7 @@ namespace xc {
 // loop turn travels in one Deliver call.
 // Metrics: xc_router_deliver_seconds (router→gateway hop), delivered stanzas, failures, and
 // xc_router_deliver_batch_units (inputs per Deliver call).
-std::unique_ptr<GatewayDeliverer> NewGrpcGatewayDeliverer(GrpcQueue* queue,
-                                                          AsyncRedisClient* redis,
+std::unique_ptr<GatewayDeliverer> NewGrpcGatewayDeliverer(GrpcQueue* queue, AsyncRedisClient* redis,
                                                           metrics::Registry* registry);
 
 }  // namespace xc

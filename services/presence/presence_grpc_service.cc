@@ -179,15 +179,11 @@ void PresenceGrpcService::Serve(GrpcQueue* queue) {
                co_return ToGrpcStatus(co_await Bind(request, response->mutable_full_jid()));
              });
   ServeUnary(queue, &async_, &Service::RequestEndSession,
-             [this](const pv1::EndSessionRequest& request,
-                    pv1::EndSessionResponse*) -> Task<grpc::Status> {
-               co_return ToGrpcStatus(co_await End(request));
-             });
+             [this](const pv1::EndSessionRequest& request, pv1::EndSessionResponse*)
+                 -> Task<grpc::Status> { co_return ToGrpcStatus(co_await End(request)); });
   ServeUnary(queue, &async_, &Service::RequestSetInterested,
-             [this](const pv1::SetInterestedRequest& request,
-                    pv1::SetInterestedResponse*) -> Task<grpc::Status> {
-               co_return ToGrpcStatus(co_await Interested(request));
-             });
+             [this](const pv1::SetInterestedRequest& request, pv1::SetInterestedResponse*)
+                 -> Task<grpc::Status> { co_return ToGrpcStatus(co_await Interested(request)); });
   ServeUnary(queue, &async_, &Service::RequestHandlePresence,
              [this](const pv1::HandlePresenceRequest& request,
                     pv1::HandlePresenceResponse* response) -> Task<grpc::Status> {
@@ -198,20 +194,20 @@ void PresenceGrpcService::Serve(GrpcQueue* queue) {
                     pv1::RouteStanzaResponse* response) -> Task<grpc::Status> {
                co_return ToGrpcStatus(co_await Route(request, response->mutable_replies()));
              });
-  ServeUnary(queue, &async_, &Service::RequestDispatch,
-             [this](const pv1::DispatchRequest& request,
-                    pv1::DispatchResponse*) -> Task<grpc::Status> {
-               co_return ToGrpcStatus(co_await router_->Dispatch(request));
-             });
-  auto batch = [this](const pv1::RouterBatchRequest& request,
-                      pv1::RouterBatchResponse* response) { return Batch(request, response); };
+  ServeUnary(
+      queue, &async_, &Service::RequestDispatch,
+      [this](const pv1::DispatchRequest& request, pv1::DispatchResponse*) -> Task<grpc::Status> {
+        co_return ToGrpcStatus(co_await router_->Dispatch(request));
+      });
+  auto batch = [this](const pv1::RouterBatchRequest& request, pv1::RouterBatchResponse* response) {
+    return Batch(request, response);
+  };
   auto flows = [this](const pv1::DispatchBatchRequest& request,
                       pv1::DispatchBatchResponse* response) { return Flows(request, response); };
   ServeUnary(queue, &async_, &Service::RequestHandleBatch, batch);
   ServeUnary(queue, &async_, &Service::RequestDispatchBatch, flows);
   ServeStream(queue, &async_, &Service::RequestHandleBatchStream, batch_metrics_.get(), batch);
-  ServeStream(queue, &async_, &Service::RequestDispatchBatchStream, dispatch_metrics_.get(),
-              flows);
+  ServeStream(queue, &async_, &Service::RequestDispatchBatchStream, dispatch_metrics_.get(), flows);
 }
 
 }  // namespace xc

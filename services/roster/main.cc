@@ -42,8 +42,8 @@ int main(int argc, char** argv) {
   auto router = xmpp::presence::v1::PresenceRouter::NewStub(
       xc::NewServiceChannel(absl::GetFlag(FLAGS_router)));
   xc::RosterConsistency consistency(store.get(), &processor);
-  xc::RosterGrpcService service((*runtime)->grpc_queue(), &processor, &consistency,
-                                router.get(), (*runtime)->registry(), xc::UseGrpcStreams());
+  xc::RosterGrpcService service((*runtime)->grpc_queue(), &processor, &consistency, router.get(),
+                                (*runtime)->registry(), xc::UseGrpcStreams());
   std::unique_ptr<xc::WaitingCensus> census;
   if (absl::GetFlag(FLAGS_waiting_census_interval) > absl::ZeroDuration()) {
     census = std::make_unique<xc::WaitingCensus>(redis, (*runtime)->registry(),

@@ -65,11 +65,12 @@ RosterGrpcService::RosterGrpcService(GrpcQueue* queue, RosterProcessor* processo
                                       "Roster IQs and subscription stanzas, by type.")),
       effects_(&registry->AddCounter("xc_roster_effects_total",
                                      "Effects handed to the router, by kind.")),
-      dispatch_seconds_(&registry
-                             ->AddHistogram("xc_roster_dispatch_seconds",
-                                            "Roster service to presence router hop: one flow's effects "
-                                            "dispatched (DispatchBatch).")
-                             .Add({})),
+      dispatch_seconds_(
+          &registry
+               ->AddHistogram("xc_roster_dispatch_seconds",
+                              "Roster service to presence router hop: one flow's effects "
+                              "dispatched (DispatchBatch).")
+               .Add({})),
       dispatch_failures_(&registry
                               ->AddCounter("xc_roster_dispatch_failures_total",
                                            "Dispatch calls that failed after retries.")
@@ -513,12 +514,12 @@ Task<grpc::Status> RosterGrpcService::Batch(const xmpp::roster::v1::RosterBatchR
 
 void RosterGrpcService::Serve(GrpcQueue* queue) {
   using xmpp::roster::v1::RosterService;
-  ServeUnary(queue, &async_, &RosterService::AsyncService::RequestHandleRosterIq,
-             [this](const xmpp::roster::v1::RosterIqRequest& request,
-                    xmpp::roster::v1::RosterIqResponse* response) -> Task<grpc::Status> {
-               co_return ToGrpcStatus(
-                   co_await RosterIq(request, response->mutable_replies(), Origin()));
-             });
+  ServeUnary(
+      queue, &async_, &RosterService::AsyncService::RequestHandleRosterIq,
+      [this](const xmpp::roster::v1::RosterIqRequest& request,
+             xmpp::roster::v1::RosterIqResponse* response) -> Task<grpc::Status> {
+        co_return ToGrpcStatus(co_await RosterIq(request, response->mutable_replies(), Origin()));
+      });
   ServeUnary(queue, &async_, &RosterService::AsyncService::RequestHandleSubscription,
              [this](const xmpp::roster::v1::SubscriptionRequest& request,
                     xmpp::roster::v1::SubscriptionResponse* response) -> Task<grpc::Status> {

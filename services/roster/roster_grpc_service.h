@@ -38,8 +38,8 @@ struct FlowOrigin {
 class RosterGrpcService final : public QueuedService {
  public:
   RosterGrpcService(GrpcQueue* queue, RosterProcessor* processor, RosterConsistency* consistency,
-                    xmpp::presence::v1::PresenceRouter::Stub* router,
-                    metrics::Registry* registry, bool dispatch_streams = false);
+                    xmpp::presence::v1::PresenceRouter::Stub* router, metrics::Registry* registry,
+                    bool dispatch_streams = false);
 
   grpc::Service* grpc_service() override { return &async_; }
   // HandleRosterIq, HandleSubscription, CheckRoster, HandleBatch, and HandleBatch's calls as

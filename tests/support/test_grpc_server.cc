@@ -16,13 +16,11 @@ TestGrpcServer::TestGrpcServer(EventLoop* loop)
 TestGrpcServer::~TestGrpcServer() { Shutdown(); }
 
 int TestGrpcServer::Start(const std::vector<QueuedService*>& services, int port,
-                          const std::vector<grpc::Service*>& plain,
                           metrics::Registry* rpc_metrics) {
   int bound = 0;
-  builder_->AddListeningPort("127.0.0.1:" + std::to_string(port),
-                             grpc::InsecureServerCredentials(), &bound);
+  builder_->AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials(),
+                             &bound);
   for (QueuedService* s : services) builder_->RegisterService(s->grpc_service());
-  for (grpc::Service* s : plain) builder_->RegisterService(s);
   if (rpc_metrics != nullptr) {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
     creators.push_back(metrics::NewGrpcServerMetrics(rpc_metrics));

@@ -19,11 +19,10 @@ class TestGrpcServer {
   explicit TestGrpcServer(EventLoop* loop);
   ~TestGrpcServer();  // Shutdown()
   GrpcQueue* queue() { return queue_.get(); }
-  // Builds and starts the server on 127.0.0.1:`port` (0: any free port) with `services` (plus
-  // any synchronous ones in `plain`); returns the port, 0 when it could not listen. Once. With
-  // `rpc_metrics`, every RPC is counted there (the services' grpc_server_* interceptor).
+  // Builds and starts the server on 127.0.0.1:`port` (0: any free port) with `services`;
+  // returns the port, 0 when it could not listen. Once. With `rpc_metrics`, every RPC is
+  // counted there (the services' grpc_server_* interceptor).
   int Start(const std::vector<QueuedService*>& services, int port = 0,
-            const std::vector<grpc::Service*>& plain = {},
             metrics::Registry* rpc_metrics = nullptr);
   // The server stops now (calls in flight are cancelled), then the queue's calls end and it
   // closes. The loop must be running.

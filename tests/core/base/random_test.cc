@@ -45,7 +45,8 @@ TEST(RandomTest, AForkedChildDoesNotRepeatItsParentsBytes) {
     _exit(write(fds[1], &v, sizeof(v)) == sizeof(v) ? 0 : 1);
   }
   uint64_t from_child = 0;
-  ASSERT_EQ(read(fds[0], &from_child, sizeof(from_child)), static_cast<ssize_t>(sizeof(from_child)));
+  ASSERT_EQ(read(fds[0], &from_child, sizeof(from_child)),
+            static_cast<ssize_t>(sizeof(from_child)));
   int status = 0;
   waitpid(child, &status, 0);
   EXPECT_NE(RandomU64(), from_child) << "the child handed out the parent's next bytes";

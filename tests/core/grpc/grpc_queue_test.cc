@@ -90,8 +90,8 @@ class GrpcQueueTest : public ::testing::Test {
   StartUnaryFn<RosterBatchRequest, RosterBatchResponse> Unary() {
     RosterService::Stub* stub = stub_.get();
     return UnaryStart<RosterBatchRequest, RosterBatchResponse>(
-        client_queue_.get(), [stub](grpc::ClientContext* c, const RosterBatchRequest& r,
-                                    grpc::CompletionQueue* cq) {
+        client_queue_.get(),
+        [stub](grpc::ClientContext* c, const RosterBatchRequest& r, grpc::CompletionQueue* cq) {
           return stub->PrepareAsyncHandleBatch(c, r, cq);
         });
   }

@@ -74,8 +74,7 @@ TEST_F(HealthServiceTest, WatchSendsTheStatusThenEachChange) {
   health_.SetServing(true);
   grpc::ClientContext context;
   HealthCheckRequest request;
-  std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> reader =
-      stub_->Watch(&context, request);
+  std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> reader = stub_->Watch(&context, request);
   HealthCheckResponse response;
   ASSERT_TRUE(reader->Read(&response));
   EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
@@ -100,8 +99,7 @@ TEST_F(HealthServiceTest, WatchOfAnUnknownServiceSaysSo) {
   grpc::ClientContext context;
   HealthCheckRequest request;
   request.set_service("no.such.Service");
-  std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> reader =
-      stub_->Watch(&context, request);
+  std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> reader = stub_->Watch(&context, request);
   HealthCheckResponse response;
   ASSERT_TRUE(reader->Read(&response));
   EXPECT_EQ(response.status(), HealthCheckResponse::SERVICE_UNKNOWN);

@@ -3,6 +3,8 @@
 // response arrive as a unary call's would, deadlines hold, a stream that breaks fails its calls
 // and the next call opens another, an aged stream drains and closes, and a server without the
 // stream method gets every call unary, the first ones included.
+#include "core/grpc/stream_calls.h"
+
 #include <atomic>
 #include <map>
 #include <memory>
@@ -18,7 +20,6 @@
 #include "core/async/task.h"
 #include "core/event/event_loop.h"
 #include "core/grpc/serve_stream.h"
-#include "core/grpc/stream_calls.h"
 #include "core/grpc/unary_call.h"
 #include "core/metrics/grpc_server_metrics.h"
 #include "core/metrics/metrics.h"
@@ -96,7 +97,7 @@ class EchoServer {
         rpcs_families_(&rpcs_) {
     loop_thread_ = std::thread([this] { loop_.Run(); });
     server_ = std::make_unique<TestGrpcServer>(&loop_);
-    port_ = server_->Start({&service_}, port, {}, &rpcs_);
+    port_ = server_->Start({&service_}, port, &rpcs_);
   }
   ~EchoServer() {
     server_.reset();

@@ -4,6 +4,8 @@
 // batch: their state changes are stored together (first reads in one round trip, writes in
 // stream order), their effects leave as one sequence the router runs in order, and a flow of
 // it that fails is sent again with the flows after it.
+#include "services/roster/roster_grpc_service.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -28,9 +30,8 @@
 #include "proto/xmpp/roster/v1/roster.grpc.pb.h"
 #include "proto/xmpp/store/v1/records.pb.h"
 #include "services/roster/roster_consistency.h"
-#include "services/roster/roster_grpc_service.h"
-#include "tests/support/test_grpc_server.h"
 #include "tests/services/roster/roster_redis_fixture.h"
+#include "tests/support/test_grpc_server.h"
 
 namespace xc {
 namespace {
@@ -240,9 +241,9 @@ class RosterGrpcServiceTest : public RosterRedisFixture {
     consistency_ = std::make_unique<RosterConsistency>(store_.get(), processor_.get());
     loop_thread_ = std::thread([this] { loop_.Run(); });
     roster_server_ = std::make_unique<TestGrpcServer>(&loop_);
-    service_ = std::make_unique<RosterGrpcService>(roster_server_->queue(), processor_.get(),
-                                                   consistency_.get(), router_stub_.get(),
-                                                   &registry_);
+    service_ =
+        std::make_unique<RosterGrpcService>(roster_server_->queue(), processor_.get(),
+                                            consistency_.get(), router_stub_.get(), &registry_);
     const int roster_port = roster_server_->Start({service_.get()});
     ASSERT_NE(roster_port, 0);
     roster_stub_ = xmpp::roster::v1::RosterService::NewStub(LoopbackChannel(roster_port));
